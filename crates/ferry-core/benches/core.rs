@@ -1,0 +1,110 @@
+//! `cargo xtask bench core`: chunker throughput against plain MD5 hashing of the same bytes.
+//!
+//! The chunker's work per byte is two MD5 updates (the part's and the whole object's) and a CRC
+//! update, so the baseline is "MD5 twice", measured in the same run on the same buffer. The goal is
+//! a ratio of at least 0.9. `FERRY_BENCH_MIB` sets the data size (default 1024), `FERRY_BENCH_FRAME`
+//! the frame size in bytes (default 65536).
+
+use bytes::Bytes;
+use ferry_core::checksum::{CrcAlgorithm, Md5};
+use ferry_core::chunk::{Chunker, ChunkerOptions};
+use ferry_core::plan::{MIB, PlanLimits, plan_parts};
+use md5::Digest as _;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+fn random_data(len: usize) -> Bytes {
+    // xorshift64*: fast, and incompressible enough for hashing.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    Bytes::from(out)
+}
+
+fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let mib = env_usize("FERRY_BENCH_MIB", 1024);
+    let frame = env_usize("FERRY_BENCH_FRAME", 64 * 1024);
+    let len = mib * MIB as usize;
+    let data = random_data(len);
+    let frames: Vec<Bytes> =
+        (0..len).step_by(frame).map(|at| data.slice(at..(at + frame).min(len))).collect();
+    let mbps = |d: Duration| len as f64 / 1e6 / d.as_secs_f64();
+    let runs = 3;
+
+    let md5_once = best_of(runs, || {
+        let mut h = md5::Md5::new();
+        for f in &frames {
+            h.update(f);
+        }
+        black_box(h.finalize());
+    });
+    let md5_twice = best_of(runs, || {
+        let (mut a, mut b) = (md5::Md5::new(), md5::Md5::new());
+        for f in &frames {
+            a.update(f);
+            b.update(f);
+        }
+        black_box((a.finalize(), b.finalize()));
+    });
+    let chunk = |options: ChunkerOptions| {
+        best_of(runs, || {
+            let plan = plan_parts(Some(len as u64), &PlanLimits::default()).expect("plan");
+            let mut chunker = Chunker::new(plan, options);
+            let mut parts = 0usize;
+            for f in &frames {
+                parts += chunker.push(f.clone()).expect("push").len();
+            }
+            let (last, summary) = chunker.finish().expect("finish");
+            black_box((parts, last, summary));
+        })
+    };
+    let chunk_crc = chunk(ChunkerOptions { crc: Some(CrcAlgorithm::Crc64Nvme), sha256: false });
+    let chunk_crc32c = chunk(ChunkerOptions { crc: Some(CrcAlgorithm::Crc32c), sha256: false });
+    let chunk_sha = chunk(ChunkerOptions { crc: Some(CrcAlgorithm::Crc64Nvme), sha256: true });
+    let crc_only = best_of(runs, || {
+        let mut h = ferry_core::checksum::CrcHasher::new(CrcAlgorithm::Crc64Nvme);
+        for f in &frames {
+            h.update(f);
+        }
+        black_box(h.finish());
+    });
+    black_box(Md5::of(&data[..16]));
+
+    println!("bench core: {mib} MiB of random data in {frame}-byte frames, 8 MiB parts, best of {runs}");
+    println!("{:<44} {:>10} {:>8}", "case", "MB/s", "ratio");
+    let row = |name: &str, d: Duration| {
+        println!("{:<44} {:>10.0} {:>8.3}", name, mbps(d), md5_twice.as_secs_f64() / d.as_secs_f64());
+    };
+    row("baseline: md-5 twice (ratio 1.0)", md5_twice);
+    row("md-5 once", md5_once);
+    row("crc64nvme alone", crc_only);
+    row("chunker: 2x md5 + crc64nvme", chunk_crc);
+    row("chunker: 2x md5 + crc32c", chunk_crc32c);
+    row("chunker: 2x md5 + crc64nvme + sha-256", chunk_sha);
+    let ratio = md5_twice.as_secs_f64() / chunk_crc.as_secs_f64();
+    println!(
+        "ratio chunker/md5-twice = {ratio:.3} (goal >= 0.9): {}",
+        if ratio >= 0.9 { "met" } else { "NOT met" }
+    );
+}

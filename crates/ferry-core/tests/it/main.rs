@@ -1,0 +1,3 @@
+//! Property and known-answer tests of ferry-core's public API.
+
+mod chunker;
