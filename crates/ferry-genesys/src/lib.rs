@@ -1,0 +1,1 @@
+//! Typed Genesys Cloud client for ferry (being built: see docs/architecture.md).
