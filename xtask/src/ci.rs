@@ -1,0 +1,48 @@
+//! `cargo xtask ci`: the gate every change passes. It runs, in order: `cargo fmt --check`, the
+//! layering and tidy checks, clippy with `-D warnings` on all targets, then every test of the
+//! workspace with LocalStack's S3 running (installed on first use).
+
+use crate::{cargo, deps, localstack, run_checked, tidy};
+use anyhow::Result;
+use std::time::Instant;
+
+/// Environment variable naming the LocalStack endpoint for the strict S3 tests.
+pub(crate) const LOCALSTACK_ENV: &str = "FERRY_TEST_LOCALSTACK";
+/// When set, tests that need LocalStack fail (instead of saying they skip) if it is not reachable.
+pub(crate) const REQUIRE_ENV: &str = "FERRY_REQUIRE_LOCALSTACK";
+
+pub(crate) fn run() -> Result<()> {
+    let started = Instant::now();
+    let step = |name: &str| eprintln!("\n== ci: {name} ({:.0?} in)", started.elapsed());
+
+    step("fmt");
+    run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step("layering");
+    deps::run()?;
+    step("tidy");
+    tidy::run()?;
+    step("clippy");
+    run_checked(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
+    step("localstack");
+    let localstack = localstack::start(None)?;
+    step("tests");
+    let result = run_checked(
+        cargo()
+            .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+            .env(LOCALSTACK_ENV, &localstack.endpoint)
+            .env(REQUIRE_ENV, "1"),
+    );
+    drop(localstack);
+    result?;
+    step("done");
+    Ok(())
+}
