@@ -1,0 +1,245 @@
+//! ferry-s3 lands one verified object in S3 (or any S3-compatible store) from a stream of parts cut
+//! by [`ferry_core::chunk::Chunker`], or leaves nothing at all.
+//!
+//! - **Lazy multipart**: the multipart upload is created with the first full part; a file that fits
+//!   in one part is a single `PutObject` with `Content-MD5` (and its CRC).
+//! - **Bounded and back-pressured**: at most [`UploadConfig::max_in_flight`] parts upload at once;
+//!   [`ObjectUpload::push_part`] waits for a free slot, so an upload holds at most
+//!   `part size × (max_in_flight + 1)` bytes ([`MemoryGauge`] counts them).
+//! - **Verified**: every part carries `Content-MD5` and (by [`ChecksumMode`]) a CRC; each returned
+//!   ETag is compared with the part's MD5 and a mismatch re-uploads that part; the completed object's
+//!   ETag and FULL_OBJECT CRC are compared with what the chunker computed, and an object that does not
+//!   verify is deleted.
+//! - **Retried**: throttling, 5xx, timeouts and resets retry with ferry-core's jittered, bounded
+//!   policy (the SDK's own retries are off); fatal errors stop at once.
+//! - **No debris**: any failure aborts the multipart upload and checks no parts remain; dropping an
+//!   unfinished [`ObjectUpload`] (a client went away) aborts it in the background.
+//! - **Resumable**: [`Uploader::list_parts`] and [`Uploader::resume`] continue an existing upload;
+//!   [`Uploader::list_uploads`] finds leftovers for a reaper.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use ferry_core::chunk::Chunker;
+//! use ferry_core::plan::{plan_parts, PlanLimits};
+//! use ferry_s3::{build_client, ObjectMeta, S3Config, UploadConfig, Uploader};
+//!
+//! # async fn demo(frames: Vec<Bytes>) -> Result<(), Box<dyn std::error::Error>> {
+//! let client = build_client(&S3Config::compatible("http://127.0.0.1:4566", "test", "test")).await;
+//! let config = UploadConfig::default();
+//! let uploader = Uploader::new(client, "uploads", config.clone());
+//!
+//! let plan = plan_parts(None, &PlanLimits::default())?;
+//! let mut chunker = Chunker::new(plan, config.checksum_mode.chunker_options(false));
+//! let mut upload = uploader.begin("incoming/report.pdf", ObjectMeta::default());
+//! for frame in frames {
+//!     for part in chunker.push(frame)? {
+//!         upload.push_part(part).await?; // waits while 4 parts are in flight
+//!     }
+//! }
+//! let (last, summary) = chunker.finish()?;
+//! let object = upload.finish(last, &summary).await?;
+//! println!("stored {} bytes as {} (ETag {})", object.size, object.key, object.etag);
+//! # Ok(()) }
+//! ```
+
+mod attempt;
+mod client;
+mod config;
+mod error;
+mod listing;
+mod memory;
+mod upload;
+
+pub use client::build_client;
+pub use config::{ChecksumMode, S3Config, StaticCredentials, UploadConfig};
+pub use error::{BoxError, Error, Redacted};
+pub use listing::PendingUpload;
+pub use memory::MemoryGauge;
+pub use upload::{ObjectMeta, ObjectUpload, UploadedObject};
+
+use ferry_core::checksum::Crc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tokio::sync::Notify;
+
+/// A part S3 holds for a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    /// Part number.
+    pub number: u32,
+    /// ETag S3 returned (unquoted).
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The part's CRC, when known (ferry computed it; listings do not carry it).
+    pub crc: Option<Crc>,
+}
+
+/// Counters of what the uploader did.
+#[derive(Debug, Default)]
+pub struct UploaderStats {
+    part_retries: AtomicU64,
+    aborted: AtomicU64,
+}
+
+impl UploaderStats {
+    /// Extra attempts made for parts (a part uploaded at the third try counts 2).
+    pub fn part_retries(&self) -> u64 {
+        self.part_retries.load(Ordering::Relaxed)
+    }
+
+    /// Multipart uploads aborted (failures, cancellations, explicit aborts).
+    pub fn aborted(&self) -> u64 {
+        self.aborted.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Cleanups {
+    pending: AtomicUsize,
+    idle: Notify,
+}
+
+struct CleanupGuard(Arc<Cleanups>);
+
+impl Cleanups {
+    fn start(self: &Arc<Self>) -> CleanupGuard {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        CleanupGuard(Arc::clone(self))
+    }
+}
+
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        if self.0.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    config: UploadConfig,
+    memory: Arc<MemoryGauge>,
+    stats: UploaderStats,
+    cleanups: Arc<Cleanups>,
+}
+
+/// Uploads objects into one bucket. Cheap to clone; clones share the memory gauge, the statistics
+/// and the background cleanups.
+#[derive(Debug, Clone)]
+pub struct Uploader {
+    inner: Arc<Inner>,
+}
+
+impl Uploader {
+    /// An uploader for `bucket` with its own [`MemoryGauge`].
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>, config: UploadConfig) -> Self {
+        Self::with_memory_gauge(client, bucket, config, MemoryGauge::new())
+    }
+
+    /// An uploader counting its part bytes in a gauge shared with others.
+    pub fn with_memory_gauge(
+        client: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        config: UploadConfig,
+        memory: Arc<MemoryGauge>,
+    ) -> Self {
+        let inner = Inner {
+            client,
+            bucket: bucket.into(),
+            config,
+            memory,
+            stats: UploaderStats::default(),
+            cleanups: Arc::default(),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Starts an upload to `key`. Nothing is sent until the first full part, or `finish`.
+    pub fn begin(&self, key: impl Into<String>, meta: ObjectMeta) -> ObjectUpload {
+        ObjectUpload::new(Arc::clone(&self.inner), key.into(), meta)
+    }
+
+    /// Continues the existing multipart upload `upload_id` of `key`: parts pushed again whose
+    /// number, size and MD5 match a stored part are not sent again.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchUpload`] if S3 does not know the upload, or a listing failure.
+    pub async fn resume(
+        &self,
+        key: impl Into<String>,
+        upload_id: impl Into<String>,
+        meta: ObjectMeta,
+    ) -> Result<ObjectUpload, Error> {
+        let (key, upload_id) = (key.into(), upload_id.into());
+        let existing = listing::list_parts(&self.inner, &key, &upload_id).await?;
+        Ok(ObjectUpload::resumed(Arc::clone(&self.inner), key, meta, upload_id, existing))
+    }
+
+    /// The parts S3 holds for `upload_id`, in order (pages past 1,000).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchUpload`] if S3 does not know the upload, or a listing failure.
+    pub async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<UploadedPart>, Error> {
+        listing::list_parts(&self.inner, key, upload_id).await
+    }
+
+    /// The multipart uploads in progress under `prefix` (pages past 1,000).
+    ///
+    /// # Errors
+    /// A listing failure once retries are spent.
+    pub async fn list_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, Error> {
+        listing::list_uploads(&self.inner, prefix).await
+    }
+
+    /// Aborts `upload_id` of `key` (a reaper's tool); an upload already gone counts as aborted.
+    ///
+    /// # Errors
+    /// An abort failure once retries are spent.
+    pub async fn abort(&self, key: &str, upload_id: &str) -> Result<(), Error> {
+        listing::abort(&self.inner, key, upload_id).await?;
+        self.inner.stats.aborted.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Waits until every background cleanup (aborts of dropped uploads) has finished.
+    pub async fn cleanups_settled(&self) {
+        loop {
+            let idle = self.inner.cleanups.idle.notified();
+            if self.inner.cleanups.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// Part bytes held by this uploader's uploads.
+    pub fn memory(&self) -> &Arc<MemoryGauge> {
+        &self.inner.memory
+    }
+
+    /// What the uploader did so far.
+    pub fn stats(&self) -> &UploaderStats {
+        &self.inner.stats
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.inner.bucket
+    }
+
+    /// The upload configuration.
+    pub fn config(&self) -> &UploadConfig {
+        &self.inner.config
+    }
+
+    /// The underlying SDK client.
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.inner.client
+    }
+}

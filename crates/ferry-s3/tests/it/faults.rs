@@ -1,0 +1,1 @@
+//! Injected faults through the sandbox proxy.

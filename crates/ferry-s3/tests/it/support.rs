@@ -1,0 +1,135 @@
+//! Shared test plumbing: servers, clients, and a driver that feeds bytes through the chunker into
+//! an upload.
+
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use ferry_core::chunk::Chunker;
+use ferry_core::plan::{MIB, PlanLimits, plan_parts};
+use ferry_core::retry::RetryPolicy;
+use ferry_s3::{
+    ChecksumMode, Error, ObjectMeta, S3Config, UploadConfig, UploadedObject, Uploader, build_client,
+};
+use ferry_sandbox::s3::{ACCESS_KEY, LocalS3, SECRET_KEY};
+use std::time::Duration;
+
+pub(crate) const PART: u64 = 5 * MIB;
+
+/// Deterministic pseudo-random bytes.
+pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A retry policy fast enough for tests.
+pub(crate) fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        initial_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(50),
+        max_elapsed: Duration::from_secs(30),
+    }
+}
+
+pub(crate) fn config(mode: ChecksumMode) -> UploadConfig {
+    UploadConfig { checksum_mode: mode, max_in_flight: 4, retry: quick_retries(), opaque_etags: false }
+}
+
+/// An s3s-fs server in a temporary folder, with one bucket.
+pub(crate) struct Fs {
+    pub(crate) server: LocalS3,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) const BUCKET: &str = "ferry-test";
+
+impl Fs {
+    pub(crate) async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = LocalS3::start(dir.path(), "127.0.0.1:0".parse().unwrap()).await.expect("s3s-fs starts");
+        server.create_bucket(BUCKET).expect("bucket");
+        Self { server, _dir: dir }
+    }
+
+    pub(crate) async fn client_via(&self, endpoint: &str) -> Client {
+        build_client(&S3Config::compatible(endpoint, ACCESS_KEY, SECRET_KEY)).await
+    }
+
+    pub(crate) async fn client(&self) -> Client {
+        self.client_via(&self.server.endpoint()).await
+    }
+}
+
+/// The LocalStack endpoint for strict tests: `FERRY_TEST_LOCALSTACK` (set by `cargo xtask ci`), or
+/// a LocalStack already running on 127.0.0.1:4566 (`cargo xtask localstack start`). Without either,
+/// the strict tests say they did not run; with `FERRY_REQUIRE_LOCALSTACK` set they fail instead.
+pub(crate) fn localstack() -> Option<String> {
+    if let Ok(endpoint) = std::env::var("FERRY_TEST_LOCALSTACK") {
+        return Some(endpoint);
+    }
+    if std::net::TcpStream::connect_timeout(&"127.0.0.1:4566".parse().unwrap(), Duration::from_millis(200))
+        .is_ok()
+    {
+        return Some("http://127.0.0.1:4566".into());
+    }
+    assert!(
+        std::env::var_os("FERRY_REQUIRE_LOCALSTACK").is_none(),
+        "FERRY_REQUIRE_LOCALSTACK is set but no LocalStack endpoint is available"
+    );
+    eprintln!(
+        "LocalStack not available: strict S3 test not run (start one with `cargo xtask localstack start`)"
+    );
+    None
+}
+
+/// A client for LocalStack at `endpoint`, and a fresh bucket.
+pub(crate) async fn localstack_bucket(endpoint: &str, name: &str) -> (Client, String) {
+    let client = build_client(&S3Config::compatible(endpoint, "test", "test")).await;
+    let bucket = format!("{name}-{}", std::process::id());
+    let _ = client.create_bucket().bucket(&bucket).send().await;
+    (client, bucket)
+}
+
+/// Feeds `data` in `frame`-byte frames through a chunker (5 MiB parts) into an upload of `key`.
+pub(crate) async fn upload(
+    uploader: &Uploader,
+    key: &str,
+    data: &[u8],
+    frame: usize,
+) -> Result<UploadedObject, Error> {
+    let limits = PlanLimits { preferred_part_size: PART, max_file_size: 1 << 40 };
+    let plan = plan_parts(Some(data.len() as u64), &limits).expect("plan");
+    let mut chunker = Chunker::new(plan, uploader.config().checksum_mode.chunker_options(false));
+    let mut upload = uploader.begin(
+        key,
+        ObjectMeta { content_type: Some("application/octet-stream".into()), ..ObjectMeta::default() },
+    );
+    let data = Bytes::copy_from_slice(data);
+    for at in (0..data.len()).step_by(frame.max(1)) {
+        for part in chunker.push(data.slice(at..(at + frame).min(data.len()))).expect("within plan") {
+            upload.push_part(part).await?;
+        }
+    }
+    let (last, summary) = chunker.finish().expect("complete input");
+    upload.finish(last, &summary).await
+}
+
+/// The object's bytes and ETag, read back.
+pub(crate) async fn read_back(client: &Client, bucket: &str, key: &str) -> (Vec<u8>, String) {
+    let out = client.get_object().bucket(bucket).key(key).send().await.expect("object exists");
+    let etag = out.e_tag().unwrap_or_default().trim_matches('"').to_owned();
+    let body = out.body.collect().await.expect("body").into_bytes().to_vec();
+    (body, etag)
+}
+
+/// Whether the object exists.
+pub(crate) async fn exists(client: &Client, bucket: &str, key: &str) -> bool {
+    client.head_object().bucket(bucket).key(key).send().await.is_ok()
+}
