@@ -163,7 +163,7 @@ pub fn parse_retry_after_seconds(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let secs = value.parse::<f64>().ok()?;
-    (secs.is_finite() && secs >= 0.0 && secs < 86_400.0).then(|| Duration::from_secs_f64(secs))
+    (0.0..86_400.0).contains(&secs).then(|| Duration::from_secs_f64(secs))
 }
 
 #[cfg(test)]

@@ -71,6 +71,8 @@ impl Operation {
             .split('&')
             .filter(|p| !p.is_empty())
             .map(|p| p.split_once('=').unwrap_or((p, "")))
+            // The SDKs add `x-id=<Operation>` to some requests; it names, it does not change, them.
+            .filter(|(k, _)| *k != "x-id")
             .collect();
         let has = |name: &str| params.iter().any(|(k, _)| *k == name);
         let part = params.iter().find(|(k, _)| *k == "partNumber").and_then(|(_, v)| v.parse().ok());
@@ -393,7 +395,8 @@ mod tests {
         assert_eq!(Operation::of(&Method::GET, Some("uploadId=x")), Operation::ListParts);
         assert_eq!(Operation::of(&Method::GET, Some("uploads&prefix=a")), Operation::ListMultipartUploads);
         assert_eq!(Operation::of(&Method::PUT, None), Operation::PutObject);
-        assert_eq!(Operation::of(&Method::PUT, Some("x-id=PutObject")), Operation::Other);
+        assert_eq!(Operation::of(&Method::PUT, Some("x-id=PutObject")), Operation::PutObject);
+        assert_eq!(Operation::of(&Method::PUT, Some("acl")), Operation::Other);
     }
 
     #[test]

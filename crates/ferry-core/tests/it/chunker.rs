@@ -81,7 +81,7 @@ proptest! {
                 prop_assert_eq!(part.len(), summary.part_size);
             } else {
                 prop_assert!(part.len() <= summary.part_size);
-                prop_assert!(part.len() > 0 || len == 0);
+                prop_assert!(!part.is_empty() || len == 0);
             }
             let contiguous = part.data.to_contiguous();
             prop_assert_eq!(part.md5, Md5::of(&contiguous));
