@@ -182,9 +182,7 @@ fn parse_grant(body: &[u8]) -> Result<(String, String, Duration), Error> {
                 Duration::from_secs(secs)
             } else {
                 match n.as_f64() {
-                    Some(secs) if secs.is_finite() && secs >= 0.0 && secs < 1e12 => {
-                        Duration::from_secs_f64(secs)
-                    }
+                    Some(secs) if (0.0..1e12).contains(&secs) => Duration::from_secs_f64(secs),
                     _ => return Err(malformed("expires_in is not a non-negative number".into())),
                 }
             }

@@ -217,7 +217,8 @@ impl PlatformState {
                 window_count: 0,
                 open_messages: Vec::new(),
             })),
-            http: reqwest::Client::new(),
+            // No idle-connection timer: tests on paused tokio time must not see the clock jump.
+            http: reqwest::Client::builder().pool_idle_timeout(None).build().unwrap_or_default(),
         }
     }
 
@@ -460,7 +461,7 @@ async fn token(State(state): State<PlatformState>, headers: HeaderMap, body: Byt
 }
 
 /// Checks the bearer token and serves scripted API faults; `Ok(client id)` or the error response.
-fn authenticate(state: &PlatformState, headers: &HeaderMap) -> Result<String, Response> {
+fn authenticate(state: &PlatformState, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let (client_id, fault) = {
         let mut inner = state.lock();
         inner.api_requests += 1;
@@ -470,7 +471,7 @@ fn authenticate(state: &PlatformState, headers: &HeaderMap) -> Result<String, Re
                 .window_start
                 .map(|start| inner.config.rate_limit_window.saturating_sub(start.elapsed()))
                 .unwrap_or_default();
-            return Err(too_many_requests(reset.as_secs().max(1)));
+            return Err(Box::new(too_many_requests(reset.as_secs().max(1))));
         }
         let bearer = headers
             .get(header::AUTHORIZATION)
@@ -479,23 +480,23 @@ fn authenticate(state: &PlatformState, headers: &HeaderMap) -> Result<String, Re
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim().to_owned());
         let Some(bearer) = bearer else {
-            return Err(error_body(
+            return Err(Box::new(error_body(
                 StatusCode::UNAUTHORIZED,
                 "authentication.required",
                 "No authentication bearer token specified in authorization header.",
                 Vec::new(),
-            ));
+            )));
         };
         let now = Instant::now();
         let client_id = match inner.tokens.get(&bearer) {
             Some(issued) if now < issued.expires_at => issued.client_id.clone(),
             _ => {
-                return Err(error_body(
+                return Err(Box::new(error_body(
                     StatusCode::UNAUTHORIZED,
                     "bad.credentials",
                     "Invalid login credentials.",
                     Vec::new(),
-                ));
+                )));
             }
         };
         (client_id, inner.api_faults.pop_front())
@@ -504,20 +505,22 @@ fn authenticate(state: &PlatformState, headers: &HeaderMap) -> Result<String, Re
         None => Ok(client_id),
         Some(ApiFault::Status(status)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            Err(error_body(
+            Err(Box::new(error_body(
                 status,
                 "scripted.failure",
                 "The sandbox was told to fail this request.",
                 Vec::new(),
-            ))
+            )))
         }
-        Some(ApiFault::RateLimited { retry_after_secs }) => Err(too_many_requests(retry_after_secs)),
-        Some(ApiFault::Unauthorized) => Err(error_body(
+        Some(ApiFault::RateLimited { retry_after_secs }) => {
+            Err(Box::new(too_many_requests(retry_after_secs)))
+        }
+        Some(ApiFault::Unauthorized) => Err(Box::new(error_body(
             StatusCode::UNAUTHORIZED,
             "bad.credentials",
             "Invalid login credentials.",
             Vec::new(),
-        )),
+        ))),
     }
 }
 
@@ -527,7 +530,7 @@ async fn organization(State(state): State<PlatformState>, headers: HeaderMap) ->
             Json(json!({"id": "sandbox-org", "name": "ferry sandbox", "thirdPartyOrgName": client_id}))
                 .into_response()
         }
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -535,13 +538,13 @@ async fn list_open_messages(State(state): State<PlatformState>) -> Response {
     Json(state.open_messages()).into_response()
 }
 
-fn bad_request(message: &str, field: &str) -> Response {
-    error_body(
+fn bad_request(message: &str, field: &str) -> Box<Response> {
+    Box::new(error_body(
         StatusCode::BAD_REQUEST,
         "bad.request",
         message,
         vec![json!({"errorCode": "invalid.property", "fieldName": field})],
-    )
+    ))
 }
 
 /// The declared attachment fields, checked.
@@ -553,7 +556,7 @@ struct DeclaredAttachment {
     sha256: Option<String>,
 }
 
-fn validate_open_message(body: &Value) -> Result<Vec<DeclaredAttachment>, Response> {
+fn validate_open_message(body: &Value) -> Result<Vec<DeclaredAttachment>, Box<Response>> {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
     let channel = body.get("channel").ok_or_else(|| bad_request("channel is required", "channel"))?;
     let from = channel.get("from").ok_or_else(|| bad_request("channel.from is required", "channel.from"))?;
@@ -616,7 +619,7 @@ async fn inbound_open_message(
 ) -> Response {
     let client_id = match authenticate(&state, &headers) {
         Ok(client_id) => client_id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return error_body(
@@ -628,7 +631,7 @@ async fn inbound_open_message(
     };
     let declared = match validate_open_message(&body) {
         Ok(declared) => declared,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let max = state.lock().config.max_attachment_bytes;
     let mut attachments = Vec::new();
