@@ -104,8 +104,9 @@ pub enum ApiFault {
     Unauthorized,
 }
 
-/// An Open Messaging message the emulator accepted.
-#[derive(Debug, Clone, Serialize)]
+/// An Open Messaging message the emulator accepted. `Debug` leaves out the body, whose
+/// attachment URLs are signed links.
+#[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReceivedOpenMessage {
     /// The id the emulator gave the message (returned as `id`).
@@ -118,6 +119,18 @@ pub struct ReceivedOpenMessage {
     pub body: Value,
     /// One entry per attachment, in order.
     pub attachments: Vec<FetchedAttachment>,
+}
+
+impl fmt::Debug for ReceivedOpenMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceivedOpenMessage")
+            .field("id", &self.id)
+            .field("integration_id", &self.integration_id)
+            .field("client_id", &self.client_id)
+            .field("text", &self.body.get("text"))
+            .field("attachments", &self.attachments)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The emulator's fetch of one attachment URL.

@@ -1,0 +1,3 @@
+//! Integration tests of the sandbox servers.
+
+mod platform;
