@@ -7,6 +7,7 @@
 //! - `s3`: an in-process S3 server (s3s-fs over a local folder) for fast tests and `ferry dev`.
 //! - `s3_faults`: an HTTP proxy in front of a real S3 server that injects faults by rule.
 
+pub mod genesys;
 pub mod platform;
 pub mod s3;
 pub mod s3_faults;

@@ -1,3 +1,4 @@
 //! Integration tests of the sandbox servers.
 
+mod genesys;
 mod platform;
