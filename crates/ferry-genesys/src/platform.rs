@@ -9,6 +9,36 @@
 //! Genesys then fetches from ferry's signed download link.
 //!
 //! Bearer tokens and attachment URLs are never logged, and `Debug` output redacts them.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::SystemTime;
+//! use ferry_auth::{AuthConfig, TokenManager, TokenSource};
+//! use ferry_genesys::platform::{OpenAttachment, OpenFrom, OpenMessage, PlatformClient, PlatformConfig};
+//! use ferry_genesys::{GenesysEndpoints, Secret};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let endpoints = GenesysEndpoints::for_environment("mypurecloud.ie")?;
+//! let auth = AuthConfig::with_login_url(endpoints.login.as_str(), "client-id", "client-secret");
+//! let tokens: Arc<dyn TokenSource> = Arc::new(TokenManager::new(auth)?);
+//! let client = PlatformClient::new(PlatformConfig::for_endpoints(&endpoints), tokens)?;
+//!
+//! let link = Secret::new("https://ferry.example/d/f-123?sig=...");
+//! let attachment = OpenAttachment::file(link, "invoice.pdf", "application/pdf", None);
+//! let message = OpenMessage::file(
+//!     OpenFrom::opaque("customer-1"),
+//!     "f-123",
+//!     SystemTime::now(),
+//!     attachment,
+//!     Some("Here is the invoice".into()),
+//! );
+//! let receipt = client.send_open_message("integration-id", &message).await?;
+//! println!("delivered as {}; {:?} calls left", receipt.body.id, receipt.rate_limit.map(|l| l.remaining()));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::sync::Arc;
