@@ -50,6 +50,7 @@ mod config;
 mod error;
 mod listing;
 mod memory;
+mod objects;
 mod upload;
 
 pub use client::build_client;
@@ -205,6 +206,47 @@ impl Uploader {
         listing::abort(&self.inner, key, upload_id).await?;
         self.inner.stats.aborted.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Streams the object at `key` back: its length and its bytes (one GetObject, never held whole).
+    ///
+    /// # Errors
+    /// When the object cannot be read once retries are spent.
+    pub async fn open(
+        &self,
+        key: &str,
+    ) -> Result<(u64, impl futures::Stream<Item = Result<bytes::Bytes, BoxError>> + Send + use<>), Error>
+    {
+        objects::open(&self.inner, key).await
+    }
+
+    /// A presigned GET of `key` valid for `ttl`, with `Content-Disposition` overridden if given.
+    ///
+    /// # Errors
+    /// When the request cannot be presigned (credentials unavailable, `ttl` over 7 days).
+    pub async fn presign_get(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+        disposition: Option<&str>,
+    ) -> Result<String, Error> {
+        objects::presign_get(&self.inner, key, ttl, disposition).await
+    }
+
+    /// Deletes the object at `key` (absent counts as deleted).
+    ///
+    /// # Errors
+    /// When S3 refuses once retries are spent.
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        objects::delete(&self.inner, key).await
+    }
+
+    /// Whether the bucket answers (one HeadBucket, no retries), for readiness probes.
+    ///
+    /// # Errors
+    /// What S3 answered.
+    pub async fn check_bucket(&self) -> Result<(), Error> {
+        objects::check_bucket(&self.inner).await
     }
 
     /// Waits until every background cleanup (aborts of dropped uploads) has finished.
