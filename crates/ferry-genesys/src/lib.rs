@@ -11,6 +11,9 @@
 //!   session token, deliver a stored file as a native attachment (`onAttachment` → presigned `PUT`
 //!   of a stream → `UploadSuccessEvent` → `onMessage`) or as a link, waiting out rate limits and
 //!   recovering dropped sockets where that is safe.
+//! - [`platform`]: the platform REST client (bearer tokens from `ferry-auth`, one retry after a
+//!   401, `Retry-After`, typed `ErrorBody` and `inin-ratelimit-*` headers) and Open Messaging
+//!   delivery of a file by its signed download link.
 //!
 //! Session tokens, presigned URLs and JWTs are [`SessionToken`] / [`Secret`] values whose `Debug`
 //! prints `****`; nothing here logs them. A message naming an attachment is sent only after
