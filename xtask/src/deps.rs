@@ -15,6 +15,9 @@ pub(crate) struct Rule {
     pub(crate) why: &'static str,
 }
 
+/// The AWS SDK's crates (not `aws-lc-rs`, rustls's crypto provider, which any TLS client may use).
+const AWS_SDK: [&str; 4] = ["aws-sdk-*", "aws-config", "aws-smithy-*", "aws-sigv4"];
+
 pub(crate) const RULES: &[Rule] = &[
     Rule {
         krate: "ferry-core",
@@ -42,7 +45,7 @@ pub(crate) const RULES: &[Rule] = &[
     },
     Rule {
         krate: "ferry-auth",
-        forbidden: &["ferry-genesys", "ferry-s3", "ferry-server", "ferry-sandbox", "aws-*", "axum"],
+        forbidden: &["ferry-genesys", "ferry-s3", "ferry-server", "ferry-sandbox", AWS_SDK[0], AWS_SDK[1], AWS_SDK[2], AWS_SDK[3], "axum"],
         why: "ferry-auth sits just above ferry-core",
     },
     Rule {
@@ -59,7 +62,7 @@ pub(crate) const RULES: &[Rule] = &[
     },
     Rule {
         krate: "ferry-genesys",
-        forbidden: &["ferry-s3", "ferry-server", "ferry-sandbox", "aws-*"],
+        forbidden: &["ferry-s3", "ferry-server", "ferry-sandbox", AWS_SDK[0], AWS_SDK[1], AWS_SDK[2], AWS_SDK[3]],
         why: "ferry-genesys knows Genesys only",
     },
     Rule {

@@ -174,6 +174,27 @@ impl fmt::Display for Md5 {
     }
 }
 
+/// A running MD5, for checking a stream against a stored digest.
+#[derive(Debug, Clone, Default)]
+pub struct Md5Hasher(md5::Md5);
+
+impl Md5Hasher {
+    /// A fresh hasher.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        md5::Digest::update(&mut self.0, data);
+    }
+
+    /// The MD5 of everything fed.
+    pub fn finish(self) -> Md5 {
+        Md5(md5::Digest::finalize(self.0).into())
+    }
+}
+
 /// A 32-byte SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sha256(pub [u8; 32]);
@@ -275,6 +296,14 @@ mod tests {
             assert_eq!(whole, combined);
             assert_eq!(alg.empty().combine(whole, 12), whole);
         }
+    }
+
+    #[test]
+    fn running_md5_equals_one_shot() {
+        let mut h = Md5Hasher::new();
+        h.update(b"fer");
+        h.update(b"ry");
+        assert_eq!(h.finish(), Md5::of(b"ferry"));
     }
 
     #[test]

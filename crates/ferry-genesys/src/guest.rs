@@ -325,7 +325,7 @@ impl GuestClient {
         &self,
         conn: &Connection,
         action: &'static str,
-        make: &dyn Fn(String) -> Request,
+        make: &(dyn Fn(String) -> Request + Send + Sync),
         attachment_id: Option<&str>,
     ) -> Result<Frame, Fail> {
         let started = Instant::now();
@@ -737,7 +737,7 @@ impl GuestSession {
     async fn call(
         &mut self,
         action: &'static str,
-        make: &dyn Fn(String) -> Request,
+        make: &(dyn Fn(String) -> Request + Send + Sync),
         attachment_id: Option<&str>,
         resend_safe: bool,
     ) -> Result<Frame, Error> {
