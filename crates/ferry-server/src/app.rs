@@ -1,0 +1,104 @@
+//! The HTTP surface: `fn app(state) -> Router`, so tests drive it with `oneshot` and over real
+//! sockets alike.
+
+use crate::error::AppError;
+use crate::links::{self, LinkError};
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The OpenAPI description served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../assets/openapi.json");
+
+/// The router for `state`. `dev_page` adds the demo page at `/` (only `ferry dev` sets it).
+pub fn app(state: AppState, dev_page: Option<String>) -> Router {
+    let mut router = Router::new()
+        .route("/v1/uploads", post(crate::upload::upload))
+        .route("/v1/files/{id}", get(download))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }));
+    if let Some(page) = dev_page {
+        router = router.route("/", get(move || async move { Html(page) }));
+    }
+    router.layer(DefaultBodyLimit::disable()).layer(cors(&state)).with_state(state)
+}
+
+fn cors(state: &AppState) -> CorsLayer {
+    let origins: Vec<HeaderValue> = state.config.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::CONTENT_LENGTH,
+            HeaderName::from_static("x-genesys-deployment-id"),
+            HeaderName::from_static("x-file-name"),
+            HeaderName::from_static("x-caption"),
+            HeaderName::from_static("content-md5"),
+            HeaderName::from_static("repr-digest"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600))
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkQuery {
+    expires: Option<String>,
+    signature: Option<String>,
+}
+
+/// `GET /v1/files/{id}`: a signed link → 302 to a short-lived presigned S3 GET.
+async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let query =
+        LinkQuery { expires: query.get("expires").cloned(), signature: query.get("signature").cloned() };
+    let forbidden =
+        |message: &str| AppError::new(StatusCode::FORBIDDEN, "invalid_link", message).into_response();
+    match state.links.verify(&id, query.expires.as_deref(), query.signature.as_deref(), state.now_unix()) {
+        Ok(()) => {}
+        Err(LinkError::Expired) => return forbidden("this link has expired"),
+        Err(LinkError::Malformed | LinkError::BadSignature) => return forbidden("this link is not valid"),
+    }
+    let Some(tail) = links::key_tail(&id) else { return forbidden("this link is not valid") };
+    let key = format!("{}{tail}", state.config.s3.prefix);
+    match state.uploader.presign_get(&key, Duration::from_secs(300), None).await {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(error) => AppError::storage(&error).into_response(),
+    }
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.uploader.check_bucket().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "not ready: the bucket does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let stats = state.uploader.stats();
+    let text = state.metrics.render(
+        stats.part_retries(),
+        stats.aborted(),
+        state.budget_used_bytes(),
+        state.config.limits.memory_budget,
+        state.uploader.memory().held(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

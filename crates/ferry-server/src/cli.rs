@@ -1,0 +1,242 @@
+//! The `ferry` command line: `serve`, `dev` and `ticket`. The only place that reads flags,
+//! environment variables (`FERRY_…`) and the configuration file.
+
+use crate::config::{Config, Deployment};
+use crate::state::AppState;
+use crate::tickets::{self, Claims};
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// ferry: large files from Genesys Web Messaging customers into S3 and into the conversation.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (production). Settings: TOML file, then FERRY_* variables, then flags.
+    Serve(ServeArgs),
+    /// Run ferry locally with an embedded S3 store and the Genesys emulator: no accounts, no setup.
+    Dev(DevArgs),
+    /// Mint an upload ticket (what a site's backend does), for testing.
+    Ticket(TicketArgs),
+}
+
+/// `ferry serve` settings; each overrides the TOML file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (every setting; deployments as [deployments.<id>] tables).
+    #[arg(long, env = "FERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default 127.0.0.1:8080].
+    #[arg(long, env = "FERRY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Public base URL used in download links.
+    #[arg(long, env = "FERRY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// S3 bucket (required).
+    #[arg(long, env = "FERRY_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 key prefix [default ferry/].
+    #[arg(long, env = "FERRY_S3_PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// S3 region [default us-east-1].
+    #[arg(long, env = "FERRY_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// S3 endpoint for S3-compatible stores (implies path-style addressing).
+    #[arg(long, env = "FERRY_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 access key id (else the standard AWS chain: AWS_* variables, profiles, instance roles).
+    #[arg(long, env = "FERRY_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key.
+    #[arg(long, env = "FERRY_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// Checksums sent to S3: md5, crc32c or crc64nvme [default crc64nvme].
+    #[arg(long, env = "FERRY_S3_CHECKSUM")]
+    pub s3_checksum: Option<String>,
+    /// Part size in MiB [default 8].
+    #[arg(long, env = "FERRY_S3_PART_SIZE_MIB")]
+    pub s3_part_size_mib: Option<u64>,
+    /// Parts in flight per upload [default 4].
+    #[arg(long, env = "FERRY_S3_MAX_IN_FLIGHT")]
+    pub s3_max_in_flight: Option<usize>,
+    /// Largest file accepted, bytes [default 5 GiB].
+    #[arg(long, env = "FERRY_MAX_FILE_SIZE")]
+    pub max_file_size: Option<u64>,
+    /// Part-buffer memory for all uploads together, bytes [default 512 MiB].
+    #[arg(long, env = "FERRY_MEMORY_BUDGET")]
+    pub memory_budget: Option<u64>,
+    /// Secret (>= 32 bytes) signing download links (required).
+    #[arg(long, env = "FERRY_LINK_SECRET", hide_env_values = true)]
+    pub link_secret: Option<String>,
+    /// Secret (>= 32 bytes) shared with site backends that mint upload tickets.
+    #[arg(long, env = "FERRY_TICKET_SECRET", hide_env_values = true)]
+    pub ticket_secret: Option<String>,
+    /// Comma-separated deployment ids accepted with default settings (add per-deployment settings in the file).
+    #[arg(long, env = "FERRY_DEPLOYMENTS", value_delimiter = ',')]
+    pub deployments: Vec<String>,
+    /// Genesys environment for deployments given on the command line [default mypurecloud.com].
+    #[arg(long, env = "FERRY_GENESYS_ENVIRONMENT")]
+    pub genesys_environment: Option<String>,
+    /// Origins allowed by CORS, comma-separated.
+    #[arg(long, env = "FERRY_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Log JSON lines.
+    #[arg(long, env = "FERRY_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// `ferry dev` settings.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Address for ferry [default 127.0.0.1:8080].
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Folder for the embedded S3 store's data.
+    #[arg(long, default_value = ".ferry-dev")]
+    pub data: PathBuf,
+}
+
+/// `ferry ticket` settings.
+#[derive(Debug, Args)]
+pub struct TicketArgs {
+    /// Deployment id the ticket is for.
+    #[arg(long)]
+    pub deployment: String,
+    /// The shared ticket secret.
+    #[arg(long, env = "FERRY_TICKET_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Validity in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub ttl: u64,
+    /// Largest file the ticket allows, bytes.
+    #[arg(long)]
+    pub max_size: Option<u64>,
+    /// Content types allowed, comma-separated (wildcards like image/*).
+    #[arg(long, value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Correlation reference echoed in the attachment reference.
+    #[arg(long)]
+    pub reference: Option<String>,
+}
+
+impl ServeArgs {
+    /// The configuration: file, then these settings on top.
+    ///
+    /// # Errors
+    /// When the file cannot be read or parsed.
+    pub fn to_config(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                Config::from_toml(&text)?
+            }
+            None => Config::default(),
+        };
+        let set = |target: &mut String, value: &Option<String>| {
+            if let Some(v) = value {
+                target.clone_from(v);
+            }
+        };
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        set(&mut config.public_url, &self.public_url);
+        set(&mut config.s3.bucket, &self.s3_bucket);
+        set(&mut config.s3.prefix, &self.s3_prefix);
+        set(&mut config.s3.region, &self.s3_region);
+        set(&mut config.s3.checksum, &self.s3_checksum);
+        set(&mut config.link_secret, &self.link_secret);
+        if self.s3_endpoint.is_some() {
+            config.s3.endpoint.clone_from(&self.s3_endpoint);
+            config.s3.path_style = true;
+        }
+        if self.s3_access_key_id.is_some() {
+            config.s3.access_key_id.clone_from(&self.s3_access_key_id);
+            config.s3.secret_access_key.clone_from(&self.s3_secret_access_key);
+        }
+        if let Some(v) = self.s3_part_size_mib {
+            config.s3.part_size_mib = v;
+        }
+        if let Some(v) = self.s3_max_in_flight {
+            config.s3.max_in_flight = v;
+        }
+        if let Some(v) = self.max_file_size {
+            config.limits.max_file_size = v;
+        }
+        if let Some(v) = self.memory_budget {
+            config.limits.memory_budget = v;
+        }
+        if self.ticket_secret.is_some() {
+            config.ticket_secret.clone_from(&self.ticket_secret);
+        }
+        for id in self.deployments.iter().map(|d| d.trim()).filter(|d| !d.is_empty()) {
+            config.deployments.entry(id.to_owned()).or_insert_with(|| Deployment {
+                environment: self.genesys_environment.clone(),
+                ..Deployment::default()
+            });
+        }
+        if !self.cors_origins.is_empty() {
+            config.cors_origins.clone_from(&self.cors_origins);
+        }
+        config.log_json |= self.log_json;
+        Ok(config)
+    }
+}
+
+/// Installs the tracing subscriber (`RUST_LOG` filters; default `info`).
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,aws=warn,hyper=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Runs the command line.
+///
+/// # Errors
+/// Configuration problems and start-up failures, with a message saying what to fix.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.to_config()?;
+            init_tracing(config.log_json);
+            config.validate()?;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("binding {}", config.listen))?;
+            let state = AppState::new(config).await?;
+            tracing::info!(addr = %listener.local_addr()?, bucket = %state.config.s3.bucket, "ferry serving");
+            let router = crate::app::app(state.clone(), None);
+            crate::serve::serve(listener, router, state, crate::serve::shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Dev(args) => {
+            init_tracing(false);
+            crate::dev::run(args).await
+        }
+        Command::Ticket(args) => {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::SystemTime::UNIX_EPOCH)?.as_secs();
+            let claims = Claims {
+                dep: args.deployment,
+                exp: now + args.ttl,
+                jti: uuid::Uuid::new_v4().to_string(),
+                max: args.max_size,
+                types: (!args.types.is_empty()).then_some(args.types),
+                reference: args.reference,
+            };
+            println!("{}", tickets::mint(args.secret.as_bytes(), &claims));
+            Ok(())
+        }
+    }
+}

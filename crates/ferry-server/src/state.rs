@@ -1,0 +1,129 @@
+//! The shared state handlers work with, built once from the [`Config`].
+
+use crate::config::Config;
+use crate::links::LinkSigner;
+use crate::metrics::Metrics;
+use crate::tickets::TicketVerifier;
+use anyhow::Context as _;
+use ferry_core::plan::MIB;
+use ferry_genesys::guest::{GuestClient, GuestConfig};
+use ferry_genesys::hosts::GenesysEndpoints;
+use ferry_s3::{S3Config, StaticCredentials, UploadConfig, Uploader};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::Semaphore;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(pub Arc<Inner>);
+
+/// The state's contents.
+#[derive(Debug)]
+pub struct Inner {
+    /// The configuration.
+    pub config: Config,
+    /// The S3 uploader.
+    pub uploader: Uploader,
+    /// A guest client per deployment.
+    pub guests: BTreeMap<String, GuestClient>,
+    /// The part-buffer budget, in MiB permits.
+    pub budget: Arc<Semaphore>,
+    /// Permits in the budget.
+    pub budget_permits: u32,
+    /// Permits one upload takes.
+    pub upload_permits: u32,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Download-link signer.
+    pub links: LinkSigner,
+    /// Ticket verifier, when tickets are enabled.
+    pub tickets: Option<TicketVerifier>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state: the S3 client from the config (or the standard AWS chain), one guest
+    /// client per deployment.
+    ///
+    /// # Errors
+    /// When a deployment's Genesys settings cannot make a client.
+    pub async fn new(config: Config) -> anyhow::Result<Self> {
+        let s3 = &config.s3;
+        let s3_config = S3Config {
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            force_path_style: s3.path_style,
+            credentials: s3.access_key_id.as_ref().map(|id| StaticCredentials {
+                access_key_id: id.clone(),
+                secret_access_key: ferry_s3::Redacted(s3.secret_access_key.clone().unwrap_or_default()),
+                session_token: None,
+            }),
+            ..S3Config::default()
+        };
+        let client = ferry_s3::build_client(&s3_config).await;
+        Self::with_s3_client(config, client)
+    }
+
+    /// Builds the state around an existing S3 client.
+    ///
+    /// # Errors
+    /// When a deployment's Genesys settings cannot make a client.
+    pub fn with_s3_client(config: Config, client: ferry_s3::SdkClient) -> anyhow::Result<Self> {
+        let upload_config = UploadConfig {
+            checksum_mode: config.s3.checksum_mode().unwrap_or_default(),
+            max_in_flight: config.s3.max_in_flight,
+            opaque_etags: config.s3.opaque_etags,
+            ..UploadConfig::default()
+        };
+        let uploader = Uploader::new(client, config.s3.bucket.clone(), upload_config);
+        let mut guests = BTreeMap::new();
+        for (id, deployment) in &config.deployments {
+            let url = match &deployment.web_messaging_url {
+                Some(url) => {
+                    url::Url::parse(url).with_context(|| format!("deployments.{id}.web_messaging_url"))?
+                }
+                None => {
+                    let env = deployment.environment.as_deref().unwrap_or("mypurecloud.com");
+                    GenesysEndpoints::for_environment(env)
+                        .with_context(|| format!("deployments.{id}.environment"))?
+                        .web_messaging
+                }
+            };
+            let mut guest = GuestConfig::new(url);
+            guest.origin = deployment.origin.clone();
+            guests.insert(id.clone(), GuestClient::new(guest).with_context(|| format!("deployments.{id}"))?);
+        }
+        let budget_permits = u32::try_from(config.limits.memory_budget / MIB).unwrap_or(u32::MAX);
+        let upload_permits = u32::try_from(config.part_buffer_bytes() / MIB).unwrap_or(u32::MAX);
+        let links = LinkSigner::new(config.link_secret.as_bytes(), &config.public_url);
+        let tickets = config.ticket_secret.as_ref().map(|s| TicketVerifier::new(s.as_bytes()));
+        Ok(Self(Arc::new(Inner {
+            uploader,
+            guests,
+            budget: Arc::new(Semaphore::new(budget_permits as usize)),
+            budget_permits,
+            upload_permits,
+            metrics: Metrics::default(),
+            links,
+            tickets,
+            config,
+        })))
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn now_unix(&self) -> u64 {
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
+
+    /// Bytes of the memory budget reserved now.
+    pub fn budget_used_bytes(&self) -> u64 {
+        u64::from(self.budget_permits).saturating_sub(self.budget.available_permits() as u64) * MIB
+    }
+}

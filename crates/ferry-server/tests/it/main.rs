@@ -1,0 +1,7 @@
+//! Integration tests of the upload service: the router over real sockets and through `oneshot`,
+//! against s3s-fs in process and the Genesys emulator.
+
+mod support;
+
+mod flows;
+mod validation;

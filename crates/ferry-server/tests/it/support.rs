@@ -1,0 +1,115 @@
+//! A running ferry wired to s3s-fs and the Genesys emulator, as `ferry dev` wires it, on loopback.
+
+use ferry_sandbox::genesys::DEMO_DEPLOYMENT_ID;
+use ferry_server::config::Config;
+use ferry_server::dev::{DevStack, start_stack};
+use ferry_server::state::AppState;
+use std::net::SocketAddr;
+
+pub(crate) struct Ferry {
+    pub(crate) stack: DevStack,
+    pub(crate) state: AppState,
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) const DEPLOYMENT: &str = DEMO_DEPLOYMENT_ID;
+
+impl Ferry {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub(crate) async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let mut stack = start_stack(addr, dir.path()).await.unwrap();
+        adjust(&mut stack.config);
+        stack.config.validate().unwrap();
+        let client = ferry_s3::build_client(&ferry_s3::S3Config::compatible(
+            stack.s3.endpoint(),
+            ferry_sandbox::s3::ACCESS_KEY,
+            ferry_sandbox::s3::SECRET_KEY,
+        ))
+        .await;
+        let state = AppState::with_s3_client(stack.config.clone(), client).unwrap();
+        let router = ferry_server::app::app(state.clone(), None);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let serve_state = state.clone();
+        let task = tokio::spawn(async move {
+            ferry_server::serve::serve(listener, router, serve_state, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            stack,
+            state,
+            url: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        &self.stack.token
+    }
+
+    /// A raw-body upload request with the demo session.
+    pub(crate) fn raw(&self, name: &str, content_type: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/v1/uploads", self.url))
+            .bearer_auth(self.token())
+            .header("X-Genesys-Deployment-Id", DEPLOYMENT)
+            .header("Content-Type", content_type)
+            .header("X-File-Name", name)
+            .body(body)
+    }
+
+    /// Keys stored in the bucket.
+    pub(crate) async fn stored_keys(&self) -> Vec<String> {
+        let client = self.state.uploader.client();
+        let out = client.list_objects_v2().bucket(&self.state.config.s3.bucket).send().await.unwrap();
+        out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+    }
+
+    pub(crate) async fn object(&self, key: &str) -> Vec<u8> {
+        let client = self.state.uploader.client();
+        let out = client.get_object().bucket(&self.state.config.s3.bucket).key(key).send().await.unwrap();
+        out.body.collect().await.unwrap().into_bytes().to_vec()
+    }
+
+    /// Stops serving (graceful shutdown) and waits.
+    pub(crate) async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    ferry_core::checksum::Sha256::of(data).to_hex()
+}

@@ -1,0 +1,1 @@
+//! Request validation through `oneshot`.
