@@ -59,6 +59,8 @@ pub use error::{BoxError, Error, Redacted};
 pub use listing::PendingUpload;
 pub use memory::MemoryGauge;
 pub use upload::{ObjectMeta, ObjectUpload, UploadedObject};
+/// The AWS SDK's S3 client, re-exported so callers need no direct dependency on `aws-sdk-s3`.
+pub use aws_sdk_s3::Client as SdkClient;
 
 use ferry_core::checksum::Crc;
 use std::sync::Arc;
