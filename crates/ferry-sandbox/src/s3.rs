@@ -70,6 +70,18 @@ impl LocalS3 {
         &self.root
     }
 
+    /// Multipart uploads begun and neither completed nor aborted (s3s-fs does not implement
+    /// ListMultipartUploads; it keeps one `.upload-<id>.json` file per open upload, and part files
+    /// `.upload_id-<id>.part-<n>`). Returns (open uploads, part files).
+    pub fn pending_multipart(&self) -> (usize, usize) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return (0, 0) };
+        let names: Vec<String> =
+            entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let uploads = names.iter().filter(|n| n.starts_with(".upload-") && n.ends_with(".json")).count();
+        let parts = names.iter().filter(|n| n.starts_with(".upload_id-")).count();
+        (uploads, parts)
+    }
+
     /// Creates a bucket (a folder) if it does not exist.
     ///
     /// # Errors

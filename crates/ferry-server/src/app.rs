@@ -6,7 +6,7 @@ use crate::links::{self, LinkError};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use serde::Deserialize;
@@ -17,19 +17,22 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 /// The OpenAPI description served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../assets/openapi.json");
 
-/// The router for `state`. `dev_page` adds the demo page at `/` (only `ferry dev` sets it).
-pub fn app(state: AppState, dev_page: Option<String>) -> Router {
-    let mut router = Router::new()
+/// The router for `state`. `dev` adds `ferry dev`'s own routes (the demo page at `/` and the
+/// emulator's conversations at `/dev/conversations`); production passes `None`.
+pub fn app(state: AppState, dev: Option<Router>) -> Router {
+    let router = Router::new()
         .route("/v1/uploads", post(crate::upload::upload))
         .route("/v1/files/{id}", get(download))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }));
-    if let Some(page) = dev_page {
-        router = router.route("/", get(move || async move { Html(page) }));
+    let cors = cors(&state);
+    let mut router = router.layer(DefaultBodyLimit::disable()).with_state(state);
+    if let Some(dev) = dev {
+        router = router.merge(dev);
     }
-    router.layer(DefaultBodyLimit::disable()).layer(cors(&state)).with_state(state)
+    router.layer(cors)
 }
 
 fn cors(state: &AppState) -> CorsLayer {
@@ -76,7 +79,7 @@ async fn download(
     let Some(tail) = links::key_tail(&id) else { return forbidden("this link is not valid") };
     let key = format!("{}{tail}", state.config.s3.prefix);
     match state.uploader.presign_get(&key, Duration::from_secs(300), None).await {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok(url) => (StatusCode::FOUND, [(header::LOCATION, url)], ()).into_response(),
         Err(error) => AppError::storage(&error).into_response(),
     }
 }

@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (production). Settings: TOML file, then FERRY_* variables, then flags.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run ferry locally with an embedded S3 store and the Genesys emulator: no accounts, no setup.
     Dev(DevArgs),
     /// Mint an upload ticket (what a site's backend does), for testing.

@@ -81,7 +81,17 @@ pub async fn run(args: DevArgs) -> Result<()> {
         .replace("{{TOKEN}}", &stack.token)
         .replace("{{DEPLOYMENT}}", DEMO_DEPLOYMENT_ID)
         .replace("{{GENESYS}}", &stack.genesys.base_url());
-    let router = crate::app::app(state.clone(), Some(page));
+    let emulator = stack.genesys.state().clone();
+    let dev_routes = axum::Router::new()
+        .route("/", axum::routing::get(move || async move { axum::response::Html(page) }))
+        .route(
+            "/dev/conversations",
+            axum::routing::get(move || {
+                let emulator = emulator.clone();
+                async move { axum::Json(emulator.conversations()) }
+            }),
+        );
+    let router = crate::app::app(state.clone(), Some(dev_routes));
     let url = format!("http://{listen}");
     println!(
         "\nferry dev is running.\n\n  \
@@ -94,7 +104,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
          printf 'hello from ferry\\n' > hello.txt\n  \
          curl -sS -X POST {url}/v1/uploads -H 'Authorization: Bearer {token}' -H 'X-Genesys-Deployment-Id: {DEMO_DEPLOYMENT_ID}' \
          -H 'Content-Type: text/plain' -H 'X-File-Name: hello.txt' --data-binary @hello.txt\n\n\
-         Then look at {genesys}/__sandbox/conversations to see it arrive. Ctrl-C stops everything.\n",
+         Then look at {url}/dev/conversations (or {genesys}/__sandbox/conversations) to see it arrive. Ctrl-C stops everything.\n",
         s3 = stack.s3.endpoint(),
         data = args.data.join("s3").join(DEV_BUCKET).display(),
         genesys = stack.genesys.base_url(),

@@ -87,13 +87,19 @@ impl Ferry {
     }
 
     /// Stops serving (graceful shutdown) and waits.
-    pub(crate) async fn stop(mut self) {
+    pub(crate) async fn stop(self) {
+        drop(self.stop_keep_stack().await);
+    }
+
+    /// Stops serving and waits, handing back the stores so they can still be inspected.
+    pub(crate) async fn stop_keep_stack(mut self) -> (DevStack, tempfile::TempDir) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
+        (self.stack, self._dir)
     }
 }
 
@@ -113,3 +119,53 @@ pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     ferry_core::checksum::Sha256::of(data).to_hex()
 }
+
+impl Ferry {
+    /// Sends `request` through the router in process (no socket).
+    pub(crate) async fn oneshot(
+        &self,
+        request: http::Request<axum::body::Body>,
+    ) -> (http::StatusCode, http::HeaderMap, Value) {
+        use tower::ServiceExt as _;
+        let response = ferry_server::app::app(self.state.clone(), None).oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, headers, json)
+    }
+
+    /// A request builder for `POST /v1/uploads` with the demo session.
+    pub(crate) fn upload_request(&self) -> http::request::Builder {
+        http::Request::post("/v1/uploads")
+            .header("authorization", format!("Bearer {}", self.token()))
+            .header("x-genesys-deployment-id", DEPLOYMENT)
+    }
+
+    /// A ticket for the demo deployment.
+    pub(crate) fn ticket(&self, adjust: impl FnOnce(&mut ferry_server::tickets::Claims)) -> String {
+        let mut claims = ferry_server::tickets::Claims {
+            dep: DEPLOYMENT.into(),
+            exp: self.state.now_unix() + 600,
+            jti: uuid::Uuid::new_v4().to_string(),
+            max: None,
+            types: None,
+            reference: Some("case-42".into()),
+        };
+        adjust(&mut claims);
+        ferry_server::tickets::mint(ferry_server::dev::DEV_TICKET_SECRET.as_bytes(), &claims)
+    }
+
+    /// Multipart uploads still open, and their part files (s3s-fs has no ListMultipartUploads, so
+    /// this looks at its folder).
+    pub(crate) async fn open_multipart_uploads(&self) -> usize {
+        let (uploads, parts) = self.stack.s3.pending_multipart();
+        uploads + parts
+    }
+}
+
+pub(crate) fn error_code(json: &Value) -> &str {
+    json["error"]["code"].as_str().unwrap_or("(none)")
+}
+
+use serde_json::Value;
