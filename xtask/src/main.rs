@@ -8,6 +8,7 @@
 //! - `bench core|s3`: benchmarks that print ratios against a baseline measured in the same run.
 
 mod bench;
+mod browser;
 mod ci;
 mod deps;
 mod localstack;
@@ -27,6 +28,7 @@ fn main() -> Result<()> {
         ["localstack", "install"] => localstack::install().map(drop),
         ["localstack", "start"] => localstack::serve_foreground(),
         ["bench", what, rest @ ..] => bench::run(what, rest),
+        ["browser"] => browser::run(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -34,6 +36,7 @@ fn main() -> Result<()> {
                  ci                   fmt, clippy, layering, tidy and all tests (the CI gate)\n  \
                  deps                 layering assertions (which crate may depend on which)\n  \
                  tidy                 every .rs file opens with a //! line, no placeholders\n  \
+                 browser              the `ferry dev` demo page in headless Chromium (needs chromium, node)\n  \
                  localstack install   install the pinned LocalStack into .localstack/venv\n  \
                  localstack start     run LocalStack's S3 in the foreground on 127.0.0.1:4566\n  \
                  bench core           chunker throughput vs plain MD5 (FERRY_BENCH_MIB to resize)\n  \
