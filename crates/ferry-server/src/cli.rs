@@ -126,6 +126,9 @@ pub struct TicketArgs {
     /// Correlation reference echoed in the attachment reference.
     #[arg(long)]
     pub reference: Option<String>,
+    /// The customer's id on an Open Messaging channel.
+    #[arg(long)]
+    pub from: Option<String>,
 }
 
 impl ServeArgs {
@@ -233,6 +236,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 jti: uuid::Uuid::new_v4().to_string(),
                 max: args.max_size,
                 types: (!args.types.is_empty()).then_some(args.types),
+                from: args.from,
                 reference: args.reference,
             };
             println!("{}", tickets::mint(args.secret.as_bytes(), &claims));

@@ -174,6 +174,25 @@ pub enum DeliveryPreference {
     Auto,
     /// Always a link message.
     Link,
+    /// Through an Open Messaging integration (custom channels): Genesys fetches the file from the
+    /// signed link. Uploads are authorised by tickets that name the customer (`from`).
+    OpenMessaging,
+}
+
+/// Open Messaging settings of a deployment (platform OAuth client and integration).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenMessagingSettings {
+    /// The Open Messaging integration id.
+    pub integration_id: String,
+    /// OAuth client id (client credentials, platform API).
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: String,
+    /// Platform REST override (`https://api.E` by default).
+    pub api_url: Option<String>,
+    /// Login override (`https://login.E` by default).
+    pub login_url: Option<String>,
 }
 
 /// One Genesys deployment.
@@ -190,6 +209,8 @@ pub struct Deployment {
     pub delivery: DeliveryPreference,
     /// Largest file for this deployment (at most the global limit).
     pub max_file_size: Option<u64>,
+    /// Open Messaging settings, required when `delivery = "open-messaging"`.
+    pub open_messaging: Option<OpenMessagingSettings>,
 }
 
 /// A problem with the configuration: which setting, and what is wrong.
@@ -280,6 +301,27 @@ impl Config {
         }
         for (id, deployment) in &self.deployments {
             let at = |field: &str| format!("deployments.{id}.{field}");
+            if deployment.delivery == DeliveryPreference::OpenMessaging {
+                let om = deployment.open_messaging.as_ref().ok_or_else(|| {
+                    invalid(&at("open_messaging"), "is required with delivery = \"open-messaging\"")
+                })?;
+                for (field, value) in [
+                    ("integration_id", &om.integration_id),
+                    ("client_id", &om.client_id),
+                    ("client_secret", &om.client_secret),
+                ] {
+                    if value.is_empty() {
+                        return Err(invalid(&at(&format!("open_messaging.{field}")), "is required"));
+                    }
+                }
+                for (field, value) in [("api_url", &om.api_url), ("login_url", &om.login_url)] {
+                    if let Some(url) = value {
+                        url::Url::parse(url)
+                            .map_err(|e| invalid(&at(&format!("open_messaging.{field}")), e.to_string()))?;
+                    }
+                }
+                continue;
+            }
             if let Some(url) = &deployment.web_messaging_url {
                 let parsed =
                     url::Url::parse(url).map_err(|e| invalid(&at("web_messaging_url"), e.to_string()))?;

@@ -5,9 +5,11 @@ use crate::links::LinkSigner;
 use crate::metrics::Metrics;
 use crate::tickets::TicketVerifier;
 use anyhow::Context as _;
+use ferry_auth::{AuthConfig, ClientSecret, TokenManager};
 use ferry_core::plan::MIB;
 use ferry_genesys::guest::{GuestClient, GuestConfig};
 use ferry_genesys::hosts::GenesysEndpoints;
+use ferry_genesys::platform::{PlatformClient, PlatformConfig};
 use ferry_s3::{S3Config, StaticCredentials, UploadConfig, Uploader};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ pub struct Inner {
     pub uploader: Uploader,
     /// A guest client per deployment.
     pub guests: BTreeMap<String, GuestClient>,
+    /// A platform client per Open Messaging deployment.
+    pub platforms: BTreeMap<String, PlatformClient>,
     /// The part-buffer budget, in MiB permits.
     pub budget: Arc<Semaphore>,
     /// Permits in the budget.
@@ -100,6 +104,32 @@ impl AppState {
             guest.origin = deployment.origin.clone();
             guests.insert(id.clone(), GuestClient::new(guest).with_context(|| format!("deployments.{id}"))?);
         }
+        let mut platforms = BTreeMap::new();
+        for (id, deployment) in &config.deployments {
+            let Some(om) = &deployment.open_messaging else { continue };
+            let env = deployment.environment.as_deref().unwrap_or("mypurecloud.com");
+            let endpoints =
+                GenesysEndpoints::for_host(env).with_context(|| format!("deployments.{id}.environment"))?;
+            let login = om
+                .login_url
+                .clone()
+                .unwrap_or_else(|| endpoints.login.to_string().trim_end_matches('/').to_owned());
+            let api = match &om.api_url {
+                Some(url) => url::Url::parse(url)
+                    .with_context(|| format!("deployments.{id}.open_messaging.api_url"))?,
+                None => endpoints.api.clone(),
+            };
+            let auth = AuthConfig::with_login_url(
+                login,
+                om.client_id.clone(),
+                ClientSecret::new(om.client_secret.clone()),
+            );
+            let tokens =
+                TokenManager::new(auth).with_context(|| format!("deployments.{id}.open_messaging"))?;
+            let platform = PlatformClient::new(PlatformConfig::new(api), Arc::new(tokens))
+                .with_context(|| format!("deployments.{id}.open_messaging"))?;
+            platforms.insert(id.clone(), platform);
+        }
         let budget_permits = u32::try_from(config.limits.memory_budget / MIB).unwrap_or(u32::MAX);
         let upload_permits = u32::try_from(config.part_buffer_bytes() / MIB).unwrap_or(u32::MAX);
         let links = LinkSigner::new(config.link_secret.as_bytes(), &config.public_url);
@@ -107,6 +137,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             uploader,
             guests,
+            platforms,
             budget: Arc::new(Semaphore::new(budget_permits as usize)),
             budget_permits,
             upload_permits,

@@ -33,6 +33,10 @@ pub struct Claims {
     /// Allowed content types (wildcards allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub types: Option<Vec<String>>,
+    /// The customer's id on an Open Messaging channel (deployments delivering through Open
+    /// Messaging need it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// Correlation reference, echoed in the attachment reference.
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
@@ -147,6 +151,7 @@ mod tests {
             jti: "t1".into(),
             max: Some(10),
             types: None,
+            from: None,
             reference: Some("case-7".into()),
         }
     }

@@ -574,6 +574,7 @@ enum Delivered {
     Native { attachment_id: String },
     Link,
     Client,
+    OpenMessaging { message_id: String },
 }
 
 async fn deliver(
@@ -583,6 +584,12 @@ async fn deliver(
     object: &UploadedObject,
     summary: &ObjectSummary,
 ) -> Result<Delivered, AppError> {
+    if let Some(platform) = state.platforms.get(caller.deployment())
+        && state.config.deployments[caller.deployment()].delivery
+            == crate::config::DeliveryPreference::OpenMessaging
+    {
+        return deliver_open_messaging(state, platform, caller, declared, object, summary).await;
+    }
     let Caller::Guest { deployment, token } = caller else { return Ok(Delivered::Client) };
     let guest = &state.guests[deployment];
     let prefer_link =
@@ -612,6 +619,55 @@ async fn deliver(
     };
     session.close();
     result.map_err(session_error)
+}
+
+async fn deliver_open_messaging(
+    state: &AppState,
+    platform: &ferry_genesys::platform::PlatformClient,
+    caller: &Caller,
+    declared: &Declared,
+    object: &UploadedObject,
+    summary: &ObjectSummary,
+) -> Result<Delivered, AppError> {
+    use ferry_genesys::platform::{OpenAttachment, OpenFrom, OpenMessage};
+    let integration = state.config.deployments[caller.deployment()]
+        .open_messaging
+        .as_ref()
+        .map(|om| om.integration_id.clone())
+        .unwrap_or_default();
+    let from = match caller {
+        Caller::Ticket(Claims { from: Some(from), .. }) => from.clone(),
+        _ => {
+            return Err(AppError::bad_request(
+                "missing_recipient",
+                "this deployment delivers through Open Messaging: the ticket must name the customer (`from`)",
+            ));
+        }
+    };
+    let attachment = OpenAttachment::file(
+        ferry_genesys::Secret::new(download_link(state, object)),
+        declared.name.clone(),
+        declared.content_type.clone(),
+        summary.sha256,
+    );
+    let message = OpenMessage::file(
+        OpenFrom::opaque(from),
+        file_id(state, object),
+        std::time::SystemTime::now(),
+        attachment,
+        declared.caption.clone(),
+    );
+    match platform.send_open_message(&integration, &message).await {
+        Ok(receipt) => Ok(Delivered::OpenMessaging { message_id: receipt.body.id }),
+        Err(error) => {
+            tracing::error!(%error, "Open Messaging delivery failed");
+            Err(AppError::new(
+                StatusCode::BAD_GATEWAY,
+                "genesys_unavailable",
+                "Genesys could not be reached or refused the delivery; nothing was kept",
+            ))
+        }
+    }
 }
 
 /// The stored object as a re-openable stream, checked against the stored MD5 on the way: a
@@ -677,6 +733,9 @@ fn reference(
         }
         Delivered::Link => json!({"mode": "link"}),
         Delivered::Client => json!({"mode": "client"}),
+        Delivered::OpenMessaging { message_id } => {
+            json!({"mode": "open-messaging", "genesysMessageId": message_id})
+        }
     };
     let mut reference = json!({
         "type": "file",

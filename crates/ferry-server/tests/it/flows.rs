@@ -227,3 +227,74 @@ async fn shutdown_mid_upload_aborts_cleanly() {
     assert!(state.uploader.stats().aborted() >= 1);
     drop(tx);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_messaging_deployments_deliver_the_signed_link() {
+    use ferry_sandbox::platform::{PlatformConfig, PlatformEmulator};
+    let platform =
+        PlatformEmulator::start(PlatformConfig::with_client("om-client", "om-secret")).await.unwrap();
+    let (login, api) = (platform.login_url(), platform.api_url());
+    let ferry = Ferry::start_with(|c| {
+        c.deployments.insert(
+            "om-channel".into(),
+            ferry_server::config::Deployment {
+                delivery: ferry_server::config::DeliveryPreference::OpenMessaging,
+                open_messaging: Some(ferry_server::config::OpenMessagingSettings {
+                    integration_id: "integration-1".into(),
+                    client_id: "om-client".into(),
+                    client_secret: "om-secret".into(),
+                    api_url: Some(api),
+                    login_url: Some(login),
+                }),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let data = random_bytes(3 << 20, 21);
+    let ticket = ferry.ticket(|c| {
+        c.dep = "om-channel".into();
+        c.from = Some("customer-7".into());
+    });
+    let response = ferry
+        .http
+        .post(format!("{}/v1/uploads", ferry.url))
+        .header("Authorization", format!("Ferry-Ticket {ticket}"))
+        .header("Content-Type", "application/octet-stream")
+        .header("X-File-Name", "scan.bin")
+        .header("X-Caption", "my scan")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let r: Value = response.json().await.unwrap();
+    assert_eq!(r["delivery"]["mode"], "open-messaging", "{r}");
+    let messages = platform.state().open_messages();
+    assert_eq!(messages.len(), 1);
+    let message = &messages[0];
+    assert_eq!(message.integration_id, "integration-1");
+    assert_eq!(message.body["channel"]["from"]["id"], "customer-7");
+    assert_eq!(message.body["text"], "my scan");
+    // Genesys (the emulator) fetched the file through ferry's signed link and got the same bytes.
+    let fetched = &message.attachments[0];
+    assert_eq!(fetched.size, data.len() as u64);
+    assert_eq!(fetched.sha256.as_deref(), Some(sha256_hex(&data).as_str()));
+    assert_eq!(fetched.sha256_matches, Some(true));
+    assert_eq!(platform.state().token_requests(), 1);
+
+    // A ticket without the customer: refused, and nothing kept.
+    let ticket = ferry.ticket(|c| c.dep = "om-channel".into());
+    let response = ferry
+        .http
+        .post(format!("{}/v1/uploads", ferry.url))
+        .header("Authorization", format!("Ferry-Ticket {ticket}"))
+        .header("Content-Type", "text/plain")
+        .header("X-File-Name", "a.txt")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(ferry.stored_keys().await.len(), 1);
+}

@@ -150,6 +150,7 @@ impl Ferry {
             jti: uuid::Uuid::new_v4().to_string(),
             max: None,
             types: None,
+            from: None,
             reference: Some("case-42".into()),
         };
         adjust(&mut claims);
