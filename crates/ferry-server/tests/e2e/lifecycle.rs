@@ -1,0 +1,81 @@
+//! Uploads cut short: the client goes away mid-body, and ferry is told to stop (SIGTERM) with
+//! uploads in flight. No multipart upload may be left behind either way.
+
+use crate::harness::{Harness, MIB, Options, RawUpload, bytes, sha256_hex};
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
+    let Some(h) = Harness::start("disconnect", Options::default()).await else { return };
+    let data = bytes(b"", 8 * MIB, 9);
+    let mut upload = RawUpload::start(&h, "walkaway.bin", 20 * MIB).await;
+    upload.send(&data).await;
+    // The first part is in S3 under an open multipart upload…
+    h.wait_pending_uploads(1).await;
+    // …when the client closes its socket, 12 MiB short.
+    drop(upload);
+    h.assert_nothing_stored().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.metric("ferry_uploads_total{outcome=\"client_disconnected\"}").await != 1 {
+        assert!(Instant::now() < deadline, "the upload was not counted as client_disconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(h.metric("ferry_multipart_aborted_total").await >= 1);
+    assert_eq!(h.metric("ferry_uploads_in_flight").await, 0);
+    assert_eq!(h.metric("ferry_memory_budget_used_bytes").await, 0, "the budget share was returned");
+    let conversation = h.conversation();
+    assert_eq!(conversation["attachments"], serde_json::json!([]), "{conversation}");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_uploads_finish_within_the_grace_period_and_aborts_the_rest() {
+    const GRACE: Duration = Duration::from_secs(3);
+    let options =
+        Options { limits: vec![format!("shutdown_grace_secs = {}", GRACE.as_secs())], ..Options::default() };
+    let Some(mut h) = Harness::start("sigterm", options).await else { return };
+    let finishing = bytes(b"", 8 * MIB, 10);
+    let stalled = bytes(b"", 6 * MIB, 11);
+
+    // Two uploads in flight, each with its first part in S3.
+    let mut a = RawUpload::start(&h, "finishing.bin", finishing.len()).await;
+    a.send(&finishing[..6 * MIB]).await;
+    let mut b = RawUpload::start(&h, "stalled.bin", 20 * MIB).await;
+    b.send(&stalled).await;
+    h.wait_pending_uploads(2).await;
+
+    let signalled = Instant::now();
+    h.ferry.terminate();
+    // No new connections once the signal is handled.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while tokio::net::TcpStream::connect(h.ferry.addr()).await.is_ok() {
+        assert!(Instant::now() < deadline, "ferry still accepts connections 2 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The upload whose client keeps sending completes and is delivered.
+    a.send(&finishing[6 * MIB..]).await;
+    let (status, reference) = a.response().await;
+    assert_eq!(status, 201, "{reference}");
+    assert_eq!(reference["delivery"]["mode"], "native", "{reference}");
+    assert!(signalled.elapsed() < GRACE, "the finishing upload completed within the grace period");
+
+    // The stalled one is cut at the end of the grace period; ferry exits cleanly after aborting it.
+    let status = h.ferry.wait_exit(GRACE + Duration::from_secs(15)).await.expect("ferry exits after SIGTERM");
+    let took = signalled.elapsed();
+    assert!(status.success(), "ferry exited with {status}");
+    assert!(took >= GRACE - Duration::from_millis(500), "ferry waited for the grace period ({took:?})");
+    let (status, _) = b.response().await;
+    assert_ne!(status, 201, "the stalled upload was not completed");
+    // ferry waits for the aborts before exiting: nothing is in progress the moment it is gone.
+    assert_eq!(h.pending_uploads().await, 0, "a multipart upload was left behind");
+    let key = reference["storage"]["key"].as_str().expect("key");
+    assert_eq!(h.keys().await, vec![key.to_owned()], "only the finished upload was kept");
+    assert!(h.object(key).await == finishing, "stored bytes differ");
+    let conversation = h.conversation();
+    let attachments = conversation["attachments"].as_array().expect("attachments");
+    assert_eq!(attachments.len(), 1, "{conversation}");
+    assert_eq!(attachments[0]["sha256"], sha256_hex(&finishing));
+    let log = h.ferry.log();
+    assert!(log.contains("grace period over"), "the log says uploads were cancelled");
+    h.finish().await;
+}

@@ -1,0 +1,19 @@
+//! ferry end to end: `ferry serve` as a separate process against LocalStack's S3 and the Genesys
+//! emulator, driven by `curl` (and by hand-written requests where a test must control the socket).
+//!
+//! Run with `cargo xtask e2e` (starts LocalStack and requires it). `cargo test -p ferry-server
+//! --test e2e` runs it against `FERRY_TEST_LOCALSTACK` or a LocalStack on 127.0.0.1:4566, and
+//! otherwise says that it did not run. Every case checks the HTTP answer, what S3 holds (objects
+//! and multipart uploads in progress, through the SDK) and what the conversation shows (through
+//! the emulator), and that ferry's log holds no token, secret or presigned URL.
+
+mod delivery;
+mod harness;
+mod lifecycle;
+mod refusals;
+mod tickets;
+
+/// `&str`s to the `String`s curl is given.
+pub(crate) fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}

@@ -1,0 +1,165 @@
+//! Uploads that are refused: over ferry's size limit (streamed chunked, and declared), a wrong
+//! digest, an unknown session, an unconfigured deployment. Each leaves nothing in S3 (no object,
+//! no multipart upload in progress) and nothing in the conversation.
+
+use crate::args;
+use crate::harness::{DEPLOYMENT, Harness, MIB, Options, bytes};
+use ferry_core::checksum::{Md5, Sha256};
+
+/// The emulator saw no file and no message on any session.
+fn assert_conversations_untouched(h: &Harness) {
+    for conversation in h.emulator.state().conversations() {
+        assert!(
+            conversation.attachments.is_empty() && conversation.messages.is_empty(),
+            "the emulator saw an upload: {conversation:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_size_limit_is_413_and_leaves_nothing() {
+    // 7 MiB: the first 5 MiB part is uploaded before the limit is crossed, so there is a
+    // multipart upload to abort.
+    let options = Options { env: vec![("FERRY_MAX_FILE_SIZE", (7 * MIB).to_string())], ..Options::default() };
+    let Some(h) = Harness::start("limit", options).await else { return };
+    let data = bytes(b"", 12 * MIB, 4);
+
+    // Chunked from stdin: no length declared, so the limit is enforced while streaming.
+    let mut request = h.guest();
+    request.extend(args(&[
+        "-v",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "-H",
+        "X-File-Name: too-big.bin",
+        "--data-binary",
+        "@-",
+    ]));
+    let reply = h.post(&request, Some(data.clone())).await;
+    assert!(reply.trace.contains("> Transfer-Encoding: chunked"), "curl sent the body chunked");
+    assert!(!reply.trace.to_ascii_lowercase().contains("> content-length"), "and declared no length");
+    reply.assert_error(413, "payload_too_large");
+    h.assert_nothing_stored().await;
+    assert!(h.metric("ferry_multipart_aborted_total").await >= 1, "a multipart upload was begun and aborted");
+
+    // Declared too large: refused before the body is read.
+    let path = h.file("too-big.bin", &data);
+    let mut request = h.guest();
+    request.extend(args(&[
+        "-H",
+        "Content-Type: application/octet-stream",
+        "-H",
+        "X-File-Name: too-big.bin",
+        "--data-binary",
+        &format!("@{}", path.display()),
+    ]));
+    let reply = h.post(&request, None).await;
+    reply.assert_error(413, "payload_too_large");
+    h.assert_nothing_stored().await;
+    assert_eq!(h.metric("ferry_uploads_total{outcome=\"payload_too_large\"}").await, 2);
+    assert_conversations_untouched(&h);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_digest_is_422_and_nothing_is_kept_or_delivered() {
+    let Some(h) = Harness::start("digest", Options::default()).await else { return };
+    // 6 MiB: two parts, so the mismatch is found with a multipart upload open.
+    let data = bytes(b"", 6 * MIB, 5);
+    let path = h.file("statement.bin", &data);
+    let mut wrong = data.clone();
+    wrong[3 * MIB] ^= 1;
+    let mut request = h.guest();
+    request.extend(args(&[
+        "-H",
+        "Content-Type: application/octet-stream",
+        "-H",
+        "X-File-Name: statement.bin",
+        "-H",
+        &format!("Content-MD5: {}", Md5::of(&wrong).to_base64()),
+        "--data-binary",
+        &format!("@{}", path.display()),
+    ]));
+    let reply = h.post(&request, None).await;
+    reply.assert_error(422, "checksum_mismatch");
+    h.assert_nothing_stored().await;
+    assert!(h.metric("ferry_multipart_aborted_total").await >= 1, "the multipart upload was aborted");
+
+    // The same with Repr-Digest (SHA-256) on a one-part file.
+    let small = bytes(b"", 100 * 1024, 6);
+    let path = h.file("small.bin", &small);
+    let mut request = h.guest();
+    request.extend(args(&[
+        "-H",
+        "Content-Type: application/octet-stream",
+        "-H",
+        "X-File-Name: small.bin",
+        "-H",
+        &format!("Repr-Digest: sha-256=:{}:", Sha256::of(&data).to_base64()),
+        "--data-binary",
+        &format!("@{}", path.display()),
+    ]));
+    let reply = h.post(&request, None).await;
+    reply.assert_error(422, "checksum_mismatch");
+    h.assert_nothing_stored().await;
+    assert_conversations_untouched(&h);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_session_or_deployment_is_refused_before_anything_is_stored() {
+    let Some(h) = Harness::start("session", Options::default()).await else { return };
+    let data = bytes(b"", 2 * MIB, 7);
+    let path = h.file("note.bin", &data);
+    let body = args(&[
+        "-H",
+        "Content-Type: application/octet-stream",
+        "-H",
+        "X-File-Name: note.bin",
+        "--data-binary",
+        &format!("@{}", path.display()),
+    ]);
+
+    // A token Genesys never issued.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let mut request = args(&[
+        "-H",
+        &format!("Authorization: Bearer {unknown}"),
+        "-H",
+        &format!("X-Genesys-Deployment-Id: {DEPLOYMENT}"),
+    ]);
+    request.extend(body.clone());
+    let reply = h.post(&request, None).await;
+    reply.assert_error(401, "unknown_session");
+    h.assert_no_guest_connection(&unknown).await;
+
+    // No credentials at all.
+    let reply = h.post(&body, None).await;
+    reply.assert_error(401, "missing_session");
+
+    // A deployment ferry is not configured for.
+    let mut request = args(&[
+        "-H",
+        &format!("Authorization: Bearer {}", h.token),
+        "-H",
+        "X-Genesys-Deployment-Id: someone-elses-deployment",
+    ]);
+    request.extend(body.clone());
+    let reply = h.post(&request, None).await;
+    reply.assert_error(403, "deployment_not_allowed");
+
+    // A conversation that has ended.
+    h.emulator.state().set_read_only(&h.token, true);
+    let mut request = h.guest();
+    request.extend(body);
+    let reply = h.post(&request, None).await;
+    reply.assert_error(409, "conversation_closed");
+
+    h.assert_nothing_stored().await;
+    assert_eq!(h.metric("ferry_multipart_aborted_total").await, 0, "no upload was even begun");
+    assert_conversations_untouched(&h);
+    h.assert_no_guest_connection(&h.token).await;
+    h.finish().await;
+}
