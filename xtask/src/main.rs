@@ -4,6 +4,7 @@
 //!   checks, and every test, with LocalStack's S3 installed and started for the tests that need it.
 //! - `deps`: the layering assertions alone.
 //! - `tidy`: the source-hygiene checks alone.
+//! - `e2e`: `ferry serve` as a process against LocalStack's S3 and the Genesys emulator, via curl.
 //! - `localstack install|start`: manage the pinned LocalStack used by the strict S3 tests.
 //! - `bench core|s3`: benchmarks that print ratios against a baseline measured in the same run.
 
@@ -11,6 +12,7 @@ mod bench;
 mod browser;
 mod ci;
 mod deps;
+mod e2e;
 mod localstack;
 mod tidy;
 
@@ -25,6 +27,7 @@ fn main() -> Result<()> {
         ["ci"] => ci::run(),
         ["deps"] => deps::run(),
         ["tidy"] => tidy::run(),
+        ["e2e", rest @ ..] => e2e::run(rest),
         ["localstack", "install"] => localstack::install().map(drop),
         ["localstack", "start"] => localstack::serve_foreground(),
         ["bench", what, rest @ ..] => bench::run(what, rest),
@@ -36,6 +39,7 @@ fn main() -> Result<()> {
                  ci                   fmt, clippy, layering, tidy and all tests (the CI gate)\n  \
                  deps                 layering assertions (which crate may depend on which)\n  \
                  tidy                 every .rs file opens with a //! line, no placeholders\n  \
+                 e2e                  ferry serve as a process vs LocalStack + Genesys emulator, via curl\n  \
                  browser              the `ferry dev` demo page in headless Chromium (needs chromium, node)\n  \
                  localstack install   install the pinned LocalStack into .localstack/venv\n  \
                  localstack start     run LocalStack's S3 in the foreground on 127.0.0.1:4566\n  \
