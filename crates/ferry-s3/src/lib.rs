@@ -53,14 +53,14 @@ mod memory;
 mod objects;
 mod upload;
 
+/// The AWS SDK's S3 client, re-exported so callers need no direct dependency on `aws-sdk-s3`.
+pub use aws_sdk_s3::Client as SdkClient;
 pub use client::build_client;
 pub use config::{ChecksumMode, S3Config, StaticCredentials, UploadConfig};
 pub use error::{BoxError, Error, Redacted};
 pub use listing::PendingUpload;
 pub use memory::MemoryGauge;
 pub use upload::{ObjectMeta, ObjectUpload, UploadedObject};
-/// The AWS SDK's S3 client, re-exported so callers need no direct dependency on `aws-sdk-s3`.
-pub use aws_sdk_s3::Client as SdkClient;
 
 use ferry_core::checksum::Crc;
 use std::sync::Arc;
@@ -130,6 +130,22 @@ struct Inner {
     memory: Arc<MemoryGauge>,
     stats: UploaderStats,
     cleanups: Arc<Cleanups>,
+    /// Multipart uploads this process is working on (the reaper leaves them alone).
+    owned: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Inner {
+    fn own(&self, upload_id: &str) {
+        self.owned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(upload_id.to_owned());
+    }
+
+    fn disown(&self, upload_id: &str) {
+        self.owned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(upload_id);
+    }
+
+    fn owns(&self, upload_id: &str) -> bool {
+        self.owned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(upload_id)
+    }
 }
 
 /// Uploads objects into one bucket. Cheap to clone; clones share the memory gauge, the statistics
@@ -159,6 +175,7 @@ impl Uploader {
             memory,
             stats: UploaderStats::default(),
             cleanups: Arc::default(),
+            owned: std::sync::Mutex::default(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -249,6 +266,38 @@ impl Uploader {
     /// What S3 answered.
     pub async fn check_bucket(&self) -> Result<(), Error> {
         objects::check_bucket(&self.inner).await
+    }
+
+    /// Aborts the multipart uploads under `prefix` begun at least `max_age` before `now` that this
+    /// uploader is not working on: the debris of a crashed process. Returns what it aborted. Uploads
+    /// whose start S3 does not report are left alone.
+    ///
+    /// # Errors
+    /// When listing fails; a failed abort is logged and skipped (the next run tries again).
+    pub async fn reap_stale(
+        &self,
+        prefix: &str,
+        max_age: std::time::Duration,
+        now: std::time::SystemTime,
+    ) -> Result<Vec<PendingUpload>, Error> {
+        let mut reaped = Vec::new();
+        for upload in listing::list_uploads(&self.inner, prefix).await? {
+            let old_enough =
+                upload.initiated.is_some_and(|t| now.duration_since(t).is_ok_and(|age| age >= max_age));
+            if !old_enough || self.inner.owns(&upload.upload_id) {
+                continue;
+            }
+            match listing::abort(&self.inner, &upload.key, &upload.upload_id).await {
+                Ok(()) => {
+                    tracing::info!(key = %upload.key, upload_id = %upload.upload_id, "reaped a stale multipart upload");
+                    reaped.push(upload);
+                }
+                Err(error) => {
+                    tracing::warn!(key = %upload.key, %error, "could not reap a stale multipart upload")
+                }
+            }
+        }
+        Ok(reaped)
     }
 
     /// Waits until every background cleanup (aborts of dropped uploads) has finished.

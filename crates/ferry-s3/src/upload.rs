@@ -99,6 +99,7 @@ impl ObjectUpload {
         existing: Vec<UploadedPart>,
     ) -> Self {
         let mut upload = Self::new(inner, key, meta);
+        upload.inner.own(&upload_id);
         upload.upload_id = Some(upload_id);
         upload.existing = existing.into_iter().map(|p| (p.number, p)).collect();
         upload
@@ -243,6 +244,7 @@ impl ObjectUpload {
             })
             .await?;
         tracing::debug!(key = %self.key, %upload_id, "multipart upload created");
+        self.inner.own(&upload_id);
         self.upload_id = Some(upload_id);
         Ok(())
     }
@@ -464,7 +466,9 @@ impl ObjectUpload {
             })
             .await?;
         // The upload id is spent: nothing to abort from here on, only an object to delete if wrong.
-        self.upload_id = None;
+        if let Some(id) = self.upload_id.take() {
+            inner.disown(&id);
+        }
         let mismatch = if !inner.config.opaque_etags && !etag_matches(&etag, &expected_etag) {
             Some(Error::ChecksumMismatch {
                 part: None,
@@ -627,6 +631,7 @@ pub(crate) async fn abort_and_verify(
             // Gone (NoSuchUpload, or AccessDenied from stores that say so for unknown ids), or empty.
             _ => {
                 inner.stats.aborted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                inner.disown(&upload_id);
                 return;
             }
         }

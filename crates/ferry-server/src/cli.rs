@@ -71,6 +71,12 @@ pub struct ServeArgs {
     /// Largest file accepted, bytes [default 5 GiB].
     #[arg(long, env = "FERRY_MAX_FILE_SIZE")]
     pub max_file_size: Option<u64>,
+    /// Abort multipart uploads older than this many seconds left by a crashed ferry [default 86400].
+    #[arg(long, env = "FERRY_REAP_AFTER_SECS")]
+    pub reap_after_secs: Option<u64>,
+    /// Seconds between reaper runs [default 3600].
+    #[arg(long, env = "FERRY_REAP_INTERVAL_SECS")]
+    pub reap_interval_secs: Option<u64>,
     /// Part-buffer memory for all uploads together, bytes [default 512 MiB].
     #[arg(long, env = "FERRY_MEMORY_BUDGET")]
     pub memory_budget: Option<u64>,
@@ -176,6 +182,12 @@ impl ServeArgs {
         if let Some(v) = self.max_file_size {
             config.limits.max_file_size = v;
         }
+        if let Some(v) = self.reap_after_secs {
+            config.limits.reap_after_secs = v;
+        }
+        if let Some(v) = self.reap_interval_secs {
+            config.limits.reap_interval_secs = v;
+        }
         if let Some(v) = self.memory_budget {
             config.limits.memory_budget = v;
         }
@@ -220,7 +232,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             let state = AppState::new(config).await?;
             tracing::info!(addr = %listener.local_addr()?, bucket = %state.config.s3.bucket, "ferry serving");
             let router = crate::app::app(state.clone(), None);
-            crate::serve::serve(listener, router, state, crate::serve::shutdown_signal()).await?;
+            let reaper = tokio::spawn(crate::reaper::run(state.clone()));
+            let served = crate::serve::serve(listener, router, state, crate::serve::shutdown_signal()).await;
+            reaper.abort();
+            served?;
             Ok(())
         }
         Command::Dev(args) => {

@@ -131,6 +131,11 @@ pub struct Limits {
     pub max_upload_secs: u64,
     /// Longest wait for in-flight uploads at shutdown, in seconds.
     pub shutdown_grace_secs: u64,
+    /// Multipart uploads under the prefix older than this many seconds, and not this process's,
+    /// are aborted by the reaper (crash debris).
+    pub reap_after_secs: u64,
+    /// How often the reaper runs, in seconds.
+    pub reap_interval_secs: u64,
     /// Content types accepted (after sniffing); `*/*` and `type/*` wildcards.
     pub allowed_types: Vec<String>,
     /// File extensions refused (lower case, with the dot).
@@ -147,6 +152,8 @@ impl Default for Limits {
             min_bytes_per_sec: 1024,
             max_upload_secs: 3 * 3600,
             shutdown_grace_secs: 30,
+            reap_after_secs: 24 * 3600,
+            reap_interval_secs: 3600,
             allowed_types: vec!["*/*".into()],
             blocked_extensions: [
                 ".exe", ".bat", ".cmd", ".com", ".scr", ".msi", ".js", ".vbs", ".ps1", ".jar", ".dll",

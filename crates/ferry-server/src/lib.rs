@@ -31,6 +31,7 @@ pub mod error;
 pub mod links;
 pub mod metrics;
 pub mod names;
+pub mod reaper;
 pub mod serve;
 pub mod sniff;
 pub mod state;

@@ -213,3 +213,70 @@ async fn listing_parts_pages_past_one_thousand() {
     uploader.abort("many", &upload_id).await.unwrap();
     assert!(matches!(uploader.list_parts("many", &upload_id).await, Err(Error::NoSuchUpload { .. })));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_aborts_stale_uploads_it_does_not_own() {
+    let Some(endpoint) = localstack() else { return };
+    let (client, bucket) = localstack_bucket(&endpoint, "reaper").await;
+    // A crashed process's debris: an upload begun by another uploader (another process).
+    let crashed =
+        client.create_multipart_upload().bucket(&bucket).key("ferry/dep/crashed").send().await.unwrap();
+    client
+        .upload_part()
+        .bucket(&bucket)
+        .key("ferry/dep/crashed")
+        .upload_id(crashed.upload_id().unwrap())
+        .part_number(1)
+        .body(Bytes::from_static(b"debris").into())
+        .send()
+        .await
+        .unwrap();
+    // Outside the prefix: not ferry's to reap.
+    let foreign = client.create_multipart_upload().bucket(&bucket).key("other/app").send().await.unwrap();
+
+    let uploader = Uploader::new(client.clone(), &bucket, config(ChecksumMode::Md5));
+    // This process's own upload in progress must survive.
+    let plan = plan_parts(Some(2 * PART), &PlanLimits { preferred_part_size: PART, max_file_size: 1 << 40 })
+        .unwrap();
+    let mut chunker = Chunker::new(plan, ChecksumMode::Md5.chunker_options(false));
+    let mut mine = uploader.begin("ferry/dep/mine", ObjectMeta::default());
+    for part in chunker.push(Bytes::from(random_bytes(PART as usize + 1, 8))).unwrap() {
+        mine.push_part(part).await.unwrap();
+    }
+    let mine_id = mine.upload_id().unwrap().to_owned();
+
+    // Too young for a 1-hour age: nothing happens.
+    let now = std::time::SystemTime::now();
+    assert!(
+        uploader.reap_stale("ferry/", std::time::Duration::from_secs(3600), now).await.unwrap().is_empty()
+    );
+    // Seen from two hours later, the crashed one goes; mine and the foreign one stay.
+    let later = now + std::time::Duration::from_secs(7200);
+    let reaped = uploader.reap_stale("ferry/", std::time::Duration::from_secs(3600), later).await.unwrap();
+    assert_eq!(reaped.iter().map(|u| u.key.as_str()).collect::<Vec<_>>(), ["ferry/dep/crashed"]);
+    let left: Vec<String> = client
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap()
+        .uploads()
+        .iter()
+        .filter_map(|u| u.upload_id().map(str::to_owned))
+        .collect();
+    assert!(left.contains(&mine_id));
+    assert!(left.contains(&foreign.upload_id().unwrap().to_owned()));
+    assert_eq!(left.len(), 2);
+    mine.abort().await;
+    // Once this process lets go of it, its upload is fair game too (it is gone already here).
+    let reaped = uploader.reap_stale("ferry/", std::time::Duration::ZERO, later).await.unwrap();
+    assert!(reaped.is_empty());
+    client
+        .abort_multipart_upload()
+        .bucket(&bucket)
+        .key("other/app")
+        .upload_id(foreign.upload_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+}
