@@ -173,3 +173,34 @@ async fn a_file_over_the_native_limit_is_sent_as_a_link_that_downloads_the_same_
     assert_eq!(refused.json()["error"]["code"], "invalid_link", "{refused:?}");
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_upload_of_unknown_length_is_stored_whole() {
+    let Some(h) = Harness::start("chunked", Options::default()).await else { return };
+    // 6 MiB from stdin with no Content-Length: two parts, the last one short.
+    let data = bytes(b"", 6 * MIB, 16);
+    let mut request = h.guest();
+    request.extend(args(&[
+        "-v",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "-H",
+        "X-File-Name: from-a-pipe.bin",
+        "--data-binary",
+        "@-",
+    ]));
+    let reply = h.post(&request, Some(data.clone())).await;
+    assert!(reply.trace.contains("> Transfer-Encoding: chunked"), "curl sent the body chunked");
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let reference = reply.json();
+    let key = assert_reference(&reference, &h, &data);
+    assert!(reference["checksums"]["s3ETag"].as_str().is_some_and(|e| e.trim_matches('"').ends_with("-2")));
+    assert_eq!(reference["delivery"]["mode"], "native", "{reference}");
+    assert!(h.object(&key).await == data, "stored bytes differ");
+    assert_eq!(h.pending_uploads().await, 0);
+    let conversation = h.conversation();
+    assert_eq!(conversation["attachments"][0]["sha256"], sha256_hex(&data), "{conversation}");
+    h.finish().await;
+}

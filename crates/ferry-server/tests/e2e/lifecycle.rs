@@ -79,3 +79,71 @@ async fn sigterm_lets_uploads_finish_within_the_grace_period_and_aborts_the_rest
     assert!(log.contains("grace period over"), "the log says uploads were cancelled");
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_headers_and_bodies_time_out_and_leave_nothing() {
+    let options = Options {
+        limits: vec!["header_timeout_secs = 1".into(), "idle_body_timeout_secs = 2".into()],
+        ..Options::default()
+    };
+    let Some(h) = Harness::start("timeouts", options).await else { return };
+    // Headers that never end: the connection is closed.
+    let mut slow = tokio::net::TcpStream::connect(h.ferry.addr()).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut slow, b"POST /v1/uploads HTTP/1.1\r\nHost: ferry\r\n")
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut slow, &mut sink),
+    )
+    .await;
+    assert!(closed.is_ok(), "a connection with unfinished headers was kept open for 5 s");
+
+    // A body that stops: 408 after the idle timeout, the multipart upload aborted.
+    let data = bytes(b"", 7 * MIB, 14);
+    let mut upload = RawUpload::start(&h, "stuck.bin", 20 * MIB).await;
+    upload.send(&data).await;
+    h.wait_pending_uploads(1).await;
+    let (status, body) = upload.response().await;
+    assert_eq!(status, 408, "{body}");
+    assert_eq!(body["error"]["code"], "body_timeout", "{body}");
+    h.assert_nothing_stored().await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_beyond_the_memory_budget_is_told_to_retry() {
+    // Room for exactly one upload's part buffers: 5 MiB × (4 in flight + 1).
+    let options =
+        Options { env: vec![("FERRY_MEMORY_BUDGET", (25 * MIB).to_string())], ..Options::default() };
+    let Some(h) = Harness::start("budget", options).await else { return };
+    let data = bytes(b"", 6 * MIB, 15);
+    let mut first = RawUpload::start(&h, "first.bin", data.len()).await;
+    first.send(&data[..3 * MIB]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.metric("ferry_memory_budget_used_bytes").await == 0 {
+        assert!(Instant::now() < deadline, "the first upload did not take its budget share");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let path = h.file("second.bin", &data);
+    let mut request = h.guest();
+    request.extend(crate::args(&[
+        "-v",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "-H",
+        "X-File-Name: second.bin",
+        "--data-binary",
+        &format!("@{}", path.display()),
+    ]));
+    let reply = h.post(&request, None).await;
+    reply.assert_error(503, "server_busy");
+    assert!(reply.trace.to_ascii_lowercase().contains("< retry-after:"), "503 without Retry-After");
+    // The first upload is unaffected.
+    first.send(&data[3 * MIB..]).await;
+    let (status, reference) = first.response().await;
+    assert_eq!(status, 201, "{reference}");
+    assert_eq!(h.keys().await.len(), 1);
+    h.finish().await;
+}

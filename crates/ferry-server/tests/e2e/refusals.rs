@@ -163,3 +163,37 @@ async fn an_unknown_session_or_deployment_is_refused_before_anything_is_stored()
     h.assert_no_guest_connection(&h.token).await;
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_keeps_nothing_and_claims_nothing() {
+    let options =
+        Options { env: vec![("FERRY_CORS_ORIGINS", "https://shop.example".into())], ..Options::default() };
+    let Some(h) = Harness::start("delivery", options).await else { return };
+    // Genesys refuses every presigned upload.
+    h.emulator.state().update_faults(|f| f.refuse_uploads = 100);
+    let data = bytes(b"", 300 * 1024, 13);
+    let path = h.file("refused.bin", &data);
+    let mut request = h.guest();
+    request.extend(args(&[
+        "-v",
+        "-H",
+        "Origin: https://shop.example",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "-H",
+        "X-File-Name: refused.bin",
+        "--data-binary",
+        &format!("@{}", path.display()),
+    ]));
+    let reply = h.post(&request, None).await;
+    reply.assert_error(502, "genesys_unavailable");
+    // CORS headers are on error answers too.
+    assert!(
+        reply.trace.to_ascii_lowercase().contains("< access-control-allow-origin: https://shop.example"),
+        "no CORS header on the error answer"
+    );
+    h.assert_nothing_stored().await;
+    let conversation = h.conversation();
+    assert_eq!(conversation["messages"], serde_json::json!([]), "a message claims a file: {conversation}");
+    h.finish().await;
+}

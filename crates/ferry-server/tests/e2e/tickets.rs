@@ -63,6 +63,10 @@ async fn a_ticket_stores_the_file_for_the_page_to_deliver_once() {
     let forged = mint("a different secret that is long enough, but wrong", &[]);
     let reply = h.post(&request(&forged, &path, "application/pdf"), None).await;
     reply.assert_error(401, "invalid_ticket");
+    // Expired.
+    let expired = mint(TICKET_SECRET, &["--ttl", "0"]);
+    let reply = h.post(&request(&expired, &path, "application/pdf"), None).await;
+    reply.assert_error(401, "invalid_ticket");
     // Its size and type limits hold.
     let small = mint(TICKET_SECRET, &["--max-size", "1000"]);
     let reply = h.post(&request(&small, &path, "application/pdf"), None).await;
