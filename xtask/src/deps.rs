@@ -45,7 +45,17 @@ pub(crate) const RULES: &[Rule] = &[
     },
     Rule {
         krate: "ferry-auth",
-        forbidden: &["ferry-genesys", "ferry-s3", "ferry-server", "ferry-sandbox", AWS_SDK[0], AWS_SDK[1], AWS_SDK[2], AWS_SDK[3], "axum"],
+        forbidden: &[
+            "ferry-genesys",
+            "ferry-s3",
+            "ferry-server",
+            "ferry-sandbox",
+            AWS_SDK[0],
+            AWS_SDK[1],
+            AWS_SDK[2],
+            AWS_SDK[3],
+            "axum",
+        ],
         why: "ferry-auth sits just above ferry-core",
     },
     Rule {
@@ -62,7 +72,15 @@ pub(crate) const RULES: &[Rule] = &[
     },
     Rule {
         krate: "ferry-genesys",
-        forbidden: &["ferry-s3", "ferry-server", "ferry-sandbox", AWS_SDK[0], AWS_SDK[1], AWS_SDK[2], AWS_SDK[3]],
+        forbidden: &[
+            "ferry-s3",
+            "ferry-server",
+            "ferry-sandbox",
+            AWS_SDK[0],
+            AWS_SDK[1],
+            AWS_SDK[2],
+            AWS_SDK[3],
+        ],
         why: "ferry-genesys knows Genesys only",
     },
     Rule {

@@ -69,8 +69,12 @@ async fn download(
 ) -> Response {
     let query =
         LinkQuery { expires: query.get("expires").cloned(), signature: query.get("signature").cloned() };
-    let forbidden =
-        |message: &str| AppError::new(StatusCode::FORBIDDEN, "invalid_link", message).into_response();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let forbidden = |message: &str| {
+        AppError::new(StatusCode::FORBIDDEN, "invalid_link", message)
+            .with_request_id(&request_id)
+            .into_response()
+    };
     match state.links.verify(&id, query.expires.as_deref(), query.signature.as_deref(), state.now_unix()) {
         Ok(()) => {}
         Err(LinkError::Expired) => return forbidden("this link has expired"),
@@ -80,7 +84,7 @@ async fn download(
     let key = format!("{}{tail}", state.config.s3.prefix);
     match state.uploader.presign_get(&key, Duration::from_secs(300), None).await {
         Ok(url) => (StatusCode::FOUND, [(header::LOCATION, url)], ()).into_response(),
-        Err(error) => AppError::storage(&error).into_response(),
+        Err(error) => AppError::storage(&error).with_request_id(&request_id).into_response(),
     }
 }
 

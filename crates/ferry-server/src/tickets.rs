@@ -106,12 +106,26 @@ impl TicketVerifier {
     /// [`TicketError`] when malformed, tampered, expired or used before.
     pub fn redeem(&self, ticket: &str, now: u64) -> Result<Claims, TicketError> {
         let claims = self.check(ticket, now)?;
+        self.consume(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// Marks checked `claims` used (ferry does this when the upload starts, so a refusal before
+    /// that leaves the ticket good for a retry).
+    ///
+    /// # Errors
+    /// [`TicketError::Used`] when it was used before, [`TicketError::Expired`] when it expired
+    /// since it was checked.
+    pub fn consume(&self, claims: &Claims, now: u64) -> Result<(), TicketError> {
+        if now >= claims.exp {
+            return Err(TicketError::Expired);
+        }
         let mut used = self.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         used.retain(|_, exp| *exp > now);
         if used.insert(claims.jti.clone(), claims.exp).is_some() {
             return Err(TicketError::Used);
         }
-        Ok(claims)
+        Ok(())
     }
 
     /// Checks `ticket` without using it up.

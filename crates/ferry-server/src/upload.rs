@@ -85,7 +85,11 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Response
         Err(error) => {
             state.metrics.finish(error.code, 0, started.elapsed());
             tracing::info!(request_id = %request_id, code = error.code, status = error.status.as_u16(), "upload refused");
-            error.with_request_id(&request_id).into_response()
+            let mut response = error.with_request_id(&request_id).into_response();
+            if let Ok(value) = request_id.parse() {
+                response.headers_mut().insert("x-request-id", value);
+            }
+            response
         }
     }
 }
@@ -140,73 +144,29 @@ async fn handle(state: &AppState, request: Request) -> Result<(Value, u64), AppE
         .retry_after(5)
     })?;
 
+    // A ticket is used up only now that the upload really starts: a refusal before this point
+    // (wrong deployment, too large, busy) leaves it good for a retry.
+    if let Caller::Ticket(claims) = &caller
+        && let Some(verifier) = &state.tickets
+    {
+        verifier
+            .consume(claims, state.now_unix())
+            .map_err(|e| AppError::new(StatusCode::UNAUTHORIZED, "invalid_ticket", e.message()))?;
+    }
+
     let (object, summary) = if is_multipart {
-        let mut multipart = Multipart::from_request(request, state).await.map_err(|e| {
-            AppError::bad_request(
-                "invalid_multipart",
-                format!("malformed multipart/form-data: {}", e.body_text()),
-            )
-        })?;
         let mut stored = None;
-        loop {
-            let field = match multipart.next_field().await {
-                Ok(Some(field)) => field,
-                Ok(None) => break,
-                Err(e) => {
-                    if let Some((object, _)) = &stored {
-                        discard(state, object).await;
-                    }
-                    return Err(AppError::bad_request(
-                        "invalid_multipart",
-                        format!("malformed multipart/form-data: {}", e.body_text()),
-                    ));
+        match read_form(state, &caller, &mut declared, max_size, request, &mut stored).await {
+            Ok(()) => stored
+                .ok_or_else(|| AppError::bad_request("invalid_multipart", "no `file` part in the form"))?,
+            Err(error) => {
+                // A form that goes wrong after its file was stored keeps nothing.
+                if let Some((object, _)) = &stored {
+                    discard(state, object).await;
                 }
-            };
-            match field.name() {
-                Some("file") if stored.is_some() => {
-                    if let Some((object, _)) = &stored {
-                        discard(state, object).await;
-                    }
-                    return Err(AppError::bad_request("invalid_multipart", "more than one `file` part"));
-                }
-                Some("file") => {
-                    declared.name =
-                        names::sanitize(field.file_name().unwrap_or("file")).map_err(name_error)?;
-                    declared.content_type =
-                        field.content_type().unwrap_or("application/octet-stream").to_owned();
-                    check_declared(state, &caller, &declared)?;
-                    stored = Some(store(state, &caller, &declared, max_size, None, field).await?);
-                }
-                Some("text") => {
-                    let text = field
-                        .text()
-                        .await
-                        .map_err(|e| AppError::bad_request("invalid_multipart", e.body_text()))?;
-                    if text.len() > 4096 {
-                        return Err(AppError::bad_request(
-                            "invalid_caption",
-                            "the caption is longer than 4096 bytes",
-                        ));
-                    }
-                    declared.caption = Some(text);
-                }
-                _ => {
-                    // Unknown fields are read and dropped, bounded.
-                    let mut field = field;
-                    let mut seen = 0usize;
-                    while let Ok(Some(chunk)) = field.chunk().await {
-                        seen += chunk.len();
-                        if seen > 64 * 1024 {
-                            return Err(AppError::bad_request(
-                                "invalid_multipart",
-                                "an extra form field is too large",
-                            ));
-                        }
-                    }
-                }
+                return Err(error);
             }
         }
-        stored.ok_or_else(|| AppError::bad_request("invalid_multipart", "no `file` part in the form"))?
     } else {
         let raw_name = headers.get("x-file-name").ok_or_else(|| {
             AppError::bad_request("missing_file_name", "X-File-Name is required for a raw upload")
@@ -219,10 +179,10 @@ async fn handle(state: &AppState, request: Request) -> Result<(Value, u64), AppE
             .unwrap_or("application/octet-stream")
             .to_owned();
         declared.len = content_length;
-        declared.caption = headers
-            .get("x-caption")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| names::decode_header(v).unwrap_or_default());
+        declared.caption = match headers.get("x-caption") {
+            Some(v) => Some(caption_header(v.as_bytes())?),
+            None => None,
+        };
         check_declared(state, &caller, &declared)?;
         let body = request.into_body().into_data_stream();
         store(state, &caller, &declared, max_size, declared.len, body).await?
@@ -238,6 +198,78 @@ async fn handle(state: &AppState, request: Request) -> Result<(Value, u64), AppE
     Ok((reference(state, &caller, &declared, &object, &summary, delivered), object.size))
 }
 
+/// Reads a multipart/form-data body: the `file` part is streamed into S3 (into `stored`), a `text`
+/// part is the caption, other parts are read and dropped (bounded). The caller discards `stored` if
+/// this fails after the file was stored.
+async fn read_form(
+    state: &AppState,
+    caller: &Caller,
+    declared: &mut Declared,
+    max_size: u64,
+    request: Request,
+    stored: &mut Option<(UploadedObject, ObjectSummary)>,
+) -> Result<(), AppError> {
+    let malformed = |text: String| {
+        AppError::bad_request("invalid_multipart", format!("malformed multipart/form-data: {text}"))
+    };
+    let mut multipart =
+        Multipart::from_request(request, state).await.map_err(|e| malformed(e.body_text()))?;
+    while let Some(field) = multipart.next_field().await.map_err(|e| malformed(e.body_text()))? {
+        match field.name() {
+            Some("file") if stored.is_some() => {
+                return Err(AppError::bad_request("invalid_multipart", "more than one `file` part"));
+            }
+            Some("file") => {
+                declared.name = names::sanitize(field.file_name().unwrap_or("file")).map_err(name_error)?;
+                declared.content_type = field.content_type().unwrap_or("application/octet-stream").to_owned();
+                check_declared(state, caller, declared)?;
+                *stored = Some(store(state, caller, declared, max_size, None, field).await?);
+            }
+            Some("text") => {
+                let text = field.text().await.map_err(|e| malformed(e.body_text()))?;
+                declared.caption = Some(check_caption(text)?);
+            }
+            _ => {
+                let mut field = field;
+                let mut seen = 0usize;
+                while let Some(chunk) = field.chunk().await.map_err(|e| malformed(e.body_text()))? {
+                    seen += chunk.len();
+                    if seen > 64 * 1024 {
+                        return Err(AppError::bad_request(
+                            "invalid_multipart",
+                            "an extra form field is too large",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `X-Caption`: percent-encoded UTF-8 text.
+fn caption_header(raw: &[u8]) -> Result<String, AppError> {
+    let bad = || AppError::bad_request("invalid_caption", "X-Caption must be percent-encoded UTF-8 text");
+    for (i, b) in raw.iter().enumerate() {
+        if *b == b'%' && !raw.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+            return Err(bad());
+        }
+    }
+    let text = percent_encoding::percent_decode(raw).decode_utf8().map_err(|_| bad())?;
+    check_caption(text.into_owned())
+}
+
+/// A caption: at most 4096 bytes, no control characters but line breaks and tabs.
+fn check_caption(text: String) -> Result<String, AppError> {
+    if text.len() > 4096 {
+        return Err(AppError::bad_request("invalid_caption", "the caption is longer than 4096 bytes"));
+    }
+    if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(AppError::bad_request("invalid_caption", "the caption contains control characters"));
+    }
+    Ok(text)
+}
+
 fn authorise(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
     let missing = || {
         AppError::new(
@@ -248,7 +280,9 @@ fn authorise(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> 
     };
     let auth = headers.get(header::AUTHORIZATION).ok_or_else(missing)?;
     let auth = auth.to_str().map_err(|_| missing())?.trim();
-    if let Some(ticket) = auth.strip_prefix("Ferry-Ticket ") {
+    let (scheme, credentials) = auth.split_once(' ').unwrap_or((auth, ""));
+    if scheme.eq_ignore_ascii_case("Ferry-Ticket") {
+        let ticket = credentials;
         let verifier = state.tickets.as_ref().ok_or_else(|| {
             AppError::new(
                 StatusCode::UNAUTHORIZED,
@@ -257,11 +291,14 @@ fn authorise(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> 
             )
         })?;
         let claims = verifier
-            .redeem(ticket.trim(), state.now_unix())
+            .check(ticket.trim(), state.now_unix())
             .map_err(|e| AppError::new(StatusCode::UNAUTHORIZED, "invalid_ticket", e.message()))?;
         return Ok(Caller::Ticket(claims));
     }
-    let token = auth.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()).ok_or_else(missing)?;
+    if !scheme.eq_ignore_ascii_case("Bearer") {
+        return Err(missing());
+    }
+    let token = Some(credentials.trim()).filter(|t| !t.is_empty()).ok_or_else(missing)?;
     if token.len() > 256 || !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(AppError::new(
             StatusCode::UNAUTHORIZED,
@@ -461,6 +498,7 @@ where
     let deadline = Instant::now() + Duration::from_secs(limits.max_upload_secs);
     let started = Instant::now();
     let mut head: Vec<u8> = Vec::with_capacity(sniff::SNIFF_LEN);
+    let max_len = chunker.plan().max_len;
     let mut sniffed = false;
     loop {
         let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
@@ -501,7 +539,7 @@ where
                 sniffed = true;
             }
         }
-        let parts = chunker.push(frame).map_err(|e| chunk_error(&e))?;
+        let parts = chunker.push(frame).map_err(|e| chunk_error(&e, max_len))?;
         for part in parts {
             let upload = upload.as_mut().expect("upload present until finished");
             upload.push_part(part).await.map_err(|e| AppError::storage(&e))?;
@@ -521,7 +559,7 @@ where
     if !sniffed {
         check_sniffed(state, caller, declared, &head)?;
     }
-    let (last, summary) = chunker.finish().map_err(|e| chunk_error(&e))?;
+    let (last, summary) = chunker.finish().map_err(|e| chunk_error(&e, max_len))?;
     if summary.len == 0 {
         return Err(AppError::bad_request("empty_file", "the file is empty"));
     }
@@ -548,7 +586,7 @@ fn mismatch(header: &str) -> AppError {
     )
 }
 
-fn chunk_error(error: &ChunkError) -> AppError {
+fn chunk_error(error: &ChunkError, max: u64) -> AppError {
     match error {
         ChunkError::TooLong { declared: true, .. } => {
             AppError::bad_request("length_mismatch", "the body is longer than its Content-Length")
@@ -557,7 +595,7 @@ fn chunk_error(error: &ChunkError) -> AppError {
         ChunkError::TooShort { .. } => {
             AppError::bad_request("incomplete_body", "the body ended before its Content-Length")
         }
-        _ => too_large(0),
+        _ => too_large(max),
     }
 }
 

@@ -367,3 +367,81 @@ async fn readiness_fails_when_storage_is_gone() {
     let (status, _, _) = ferry.oneshot(http::Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captions_schemes_and_ticket_retries() {
+    let ferry = Ferry::start_with(|c| c.limits.max_file_size = 100).await;
+    // A caption is text, not a file name: slashes and line breaks survive.
+    let request = ferry
+        .upload_request()
+        .header("x-file-name", "a.txt")
+        .header("content-type", "text/plain")
+        .header("x-caption", "see%20a%2Fb%0Aand%20.more")
+        .body(Body::from("caption"))
+        .unwrap();
+    let (status, headers, json) = ferry.oneshot(request).await;
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    assert_eq!(json["text"], "see a/b\nand .more");
+    assert!(headers.contains_key("x-request-id"));
+    for bad in ["a%zz", "%FF", "a%00b"] {
+        let request = raw(&ferry).header("x-caption", bad).body(Body::from("x")).unwrap();
+        refused(&ferry, request, StatusCode::BAD_REQUEST, "invalid_caption").await;
+    }
+    // Scheme names are case-insensitive.
+    let request = http::Request::post("/v1/uploads")
+        .header("authorization", format!("bearer {}", ferry.token()))
+        .header("x-genesys-deployment-id", DEPLOYMENT)
+        .header("x-file-name", "b.txt")
+        .header("content-type", "text/plain")
+        .body(Body::from("lower"))
+        .unwrap();
+    assert_eq!(ferry.oneshot(request).await.0, StatusCode::CREATED);
+    // A refused upload does not use up its ticket; errors carry the request id header too.
+    let ticket = ferry.ticket(|_| {});
+    let upload = |body: Vec<u8>| {
+        http::Request::post("/v1/uploads")
+            .header("content-length", body.len())
+            .header("authorization", format!("ferry-ticket {ticket}"))
+            .header("x-file-name", "t.txt")
+            .header("content-type", "text/plain")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (status, headers, json) = ferry.oneshot(upload(vec![b'x'; 101])).await;
+    assert_eq!((status, error_code(&json)), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    assert_eq!(headers["x-request-id"].to_str().unwrap(), json["error"]["requestId"].as_str().unwrap());
+    assert_eq!(ferry.oneshot(upload(b"fits".to_vec())).await.0, StatusCode::CREATED);
+    refused(&ferry, upload(b"again".to_vec()), StatusCode::UNAUTHORIZED, "invalid_ticket").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_that_fails_after_its_file_keeps_nothing() {
+    let ferry = Ferry::start().await;
+    let caption = "c".repeat(5000);
+    let body = format!(
+        "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nstored first\r\n--B\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n{caption}\r\n--B--\r\n"
+    );
+    let request = ferry
+        .upload_request()
+        .header("content-type", "multipart/form-data; boundary=B")
+        .body(Body::from(body))
+        .unwrap();
+    refused(&ferry, request, StatusCode::BAD_REQUEST, "invalid_caption").await;
+    let two = "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\none\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.txt\"\r\nContent-Type: text/plain\r\n\r\ntwo\r\n--B--\r\n";
+    let request = ferry
+        .upload_request()
+        .header("content-type", "multipart/form-data; boundary=B")
+        .body(Body::from(two))
+        .unwrap();
+    refused(&ferry, request, StatusCode::BAD_REQUEST, "invalid_multipart").await;
+    let unterminated = "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nno end";
+    let request = ferry
+        .upload_request()
+        .header("content-type", "multipart/form-data; boundary=B")
+        .body(Body::from(unterminated))
+        .unwrap();
+    let (status, _, json) = ferry.oneshot(request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert!(ferry.stored_keys().await.is_empty(), "{:?}", ferry.stored_keys().await);
+    assert!(ferry.stack.genesys.state().violations().is_empty());
+}
