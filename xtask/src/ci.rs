@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: the gate every change passes. It runs, in order: `cargo fmt --check`, the
-//! layering and tidy checks, clippy with `-D warnings` on all targets, then every test of the
-//! workspace with LocalStack's S3 running (installed on first use).
+//! layering and tidy checks, clippy with `-D warnings` on all targets, every test of the workspace
+//! with LocalStack's S3 running (installed on first use; the end-to-end suite runs `ferry serve`
+//! against it), then the demo page in headless Chromium.
 
 use crate::{cargo, deps, localstack, run_checked, tidy};
 use anyhow::Result;
@@ -43,6 +44,8 @@ pub(crate) fn run() -> Result<()> {
     );
     drop(localstack);
     result?;
+    step("browser");
+    crate::browser::run()?;
     step("done");
     Ok(())
 }
