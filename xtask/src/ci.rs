@@ -22,6 +22,8 @@ pub(crate) fn run() -> Result<()> {
     deps::run()?;
     step("tidy");
     tidy::run()?;
+    step("licenses");
+    crate::licenses::run()?;
     step("clippy");
     run_checked(cargo().args([
         "clippy",

@@ -6,13 +6,14 @@
 //! - `tidy`: the source-hygiene checks alone.
 //! - `e2e`: `ferry serve` as a process against LocalStack's S3 and the Genesys emulator, via curl.
 //! - `localstack install|start`: manage the pinned LocalStack used by the strict S3 tests.
-//! - `bench core|s3`: benchmarks that print ratios against a baseline measured in the same run.
+//! - `bench core|s3|e2e`: benchmarks that print ratios against a baseline measured in the same run.
 
 mod bench;
 mod browser;
 mod ci;
 mod deps;
 mod e2e;
+mod licenses;
 mod localstack;
 mod tidy;
 
@@ -27,6 +28,7 @@ fn main() -> Result<()> {
         ["ci"] => ci::run(),
         ["deps"] => deps::run(),
         ["tidy"] => tidy::run(),
+        ["licenses"] => licenses::run(),
         ["e2e", rest @ ..] => e2e::run(rest),
         ["localstack", "install"] => localstack::install().map(drop),
         ["localstack", "start"] => localstack::serve_foreground(),
@@ -39,12 +41,14 @@ fn main() -> Result<()> {
                  ci                   fmt, clippy, layering, tidy and all tests (the CI gate)\n  \
                  deps                 layering assertions (which crate may depend on which)\n  \
                  tidy                 every .rs file opens with a //! line, no placeholders\n  \
+                 licenses             every dependency under an allowed license (cargo deny's license check)\n  \
                  e2e                  ferry serve as a process vs LocalStack + Genesys emulator, via curl\n  \
                  browser              the `ferry dev` demo page in headless Chromium (needs chromium, node)\n  \
                  localstack install   install the pinned LocalStack into .localstack/venv\n  \
                  localstack start     run LocalStack's S3 in the foreground on 127.0.0.1:4566\n  \
                  bench core           chunker throughput vs plain MD5 (FERRY_BENCH_MIB to resize)\n  \
-                 bench s3             1 GiB multipart upload: ferry vs aws-cli, s3s-fs and LocalStack"
+                 bench s3             1 GiB multipart upload: ferry vs aws-cli, s3s-fs and LocalStack\n  \
+                 bench e2e            1 and 4 GiB through `ferry serve` vs aws-cli; ferry's peak RSS"
             );
             bail!("unknown command: {}", args.join(" "))
         }
