@@ -23,7 +23,17 @@ pub(crate) fn run(what: &str, rest: &[&str]) -> Result<()> {
             drop(localstack);
             result
         }
-        other => bail!("unknown benchmark `{other}` (try: core, s3)"),
+        "e2e" => {
+            // ferry serve (bench profile: release) vs aws-cli on s3s-fs; see crates/ferry-server/benches/e2e.rs.
+            let aws = aws_cli()?;
+            run_checked(
+                cargo()
+                    .args(["bench", "--quiet", "-p", "ferry-server", "--bench", "e2e"])
+                    .args(rest)
+                    .env("FERRY_BENCH_AWS", aws),
+            )
+        }
+        other => bail!("unknown benchmark `{other}` (try: core, s3, e2e)"),
     }
 }
 
