@@ -165,6 +165,37 @@ async fn an_unknown_session_or_deployment_is_refused_before_anything_is_stored()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_refused_after_its_file_part_keeps_nothing() {
+    let Some(h) = Harness::start("formcaption", Options::default()).await else { return };
+    let data = bytes(b"", 300 * 1024, 12);
+    let path = h.file("scan.bin", &data);
+    // The file part streams into S3 first; the caption after it is over 4096 bytes.
+    let mut request = h.guest();
+    request.extend(args(&[
+        "-F",
+        &format!("file=@{};type=application/octet-stream", path.display()),
+        "-F",
+        &format!("text={}", "x".repeat(5000)),
+    ]));
+    let reply = h.post(&request, None).await;
+    reply.assert_error(400, "invalid_caption");
+    h.assert_nothing_stored().await;
+    // The same with an oversized unknown field after the file.
+    let mut request = h.guest();
+    request.extend(args(&[
+        "-F",
+        &format!("file=@{};type=application/octet-stream", path.display()),
+        "-F",
+        &format!("extra={}", "y".repeat(70 * 1024)),
+    ]));
+    let reply = h.post(&request, None).await;
+    reply.assert_error(400, "invalid_multipart");
+    h.assert_nothing_stored().await;
+    assert_conversations_untouched(&h);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_delivery_keeps_nothing_and_claims_nothing() {
     let options =
         Options { env: vec![("FERRY_CORS_ORIGINS", "https://shop.example".into())], ..Options::default() };
