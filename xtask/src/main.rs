@@ -7,6 +7,7 @@
 //! - `e2e`: `ferry serve` as a process against LocalStack's S3 and the Genesys emulator, via curl.
 //! - `localstack install|start`: manage the pinned LocalStack used by the strict S3 tests.
 //! - `bench core|s3|e2e`: benchmarks that print ratios against a baseline measured in the same run.
+//! - `soak [--uploads N] [--clients C]`: ferry under concurrent load, faults and aborts (never run by `ci`).
 
 mod bench;
 mod browser;
@@ -15,6 +16,7 @@ mod deps;
 mod e2e;
 mod licenses;
 mod localstack;
+mod soak;
 mod tidy;
 
 use anyhow::{Context, Result, bail};
@@ -34,6 +36,7 @@ fn main() -> Result<()> {
         ["localstack", "start"] => localstack::serve_foreground(),
         ["bench", what, rest @ ..] => bench::run(what, rest),
         ["browser"] => browser::run(),
+        ["soak", rest @ ..] => soak::run(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -48,7 +51,8 @@ fn main() -> Result<()> {
                  localstack start     run LocalStack's S3 in the foreground on 127.0.0.1:4566\n  \
                  bench core           chunker throughput vs plain MD5 (FERRY_BENCH_MIB to resize)\n  \
                  bench s3             1 GiB multipart upload: ferry vs aws-cli, s3s-fs and LocalStack\n  \
-                 bench e2e            1 and 4 GiB through `ferry serve` vs aws-cli; ferry's peak RSS"
+                 bench e2e            1 and 4 GiB through `ferry serve` vs aws-cli; ferry's peak RSS\n  \
+                 soak                 300 uploads, 16 clients, random S3/Genesys faults and aborts (not in ci)"
             );
             bail!("unknown command: {}", args.join(" "))
         }
