@@ -141,6 +141,8 @@ struct Row {
     aws: Option<Duration>,
     idle_rss: u64,
     peak_rss: u64,
+    /// ferry's high-water mark after 25, 50, 75 and 100 % of the upload's time.
+    quarters: [u64; 4],
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +198,7 @@ async fn main() {
         let deployment = format!("X-Genesys-Deployment-Id: {DEMO_DEPLOYMENT_ID}");
         let path = file.display().to_string();
         let started = Instant::now();
-        let (status, body) = tokio::task::spawn_blocking(move || {
+        let upload = tokio::task::spawn_blocking(move || {
             curl(&[
                 "-X",
                 "POST",
@@ -214,11 +216,23 @@ async fn main() {
                 "X-File-Name: bench.bin",
                 &url,
             ])
-        })
-        .await
-        .expect("curl task");
+        });
+        // ferry's high-water mark over the upload, to see when it is reached.
+        let mut timeline = Vec::new();
+        while !upload.is_finished() {
+            timeline.push((started.elapsed(), vm_hwm(pid)));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let (status, body) = upload.await.expect("curl task");
         let ferry_time = started.elapsed();
         let peak_rss = vm_hwm(pid);
+        let at = |fraction: f64| {
+            timeline
+                .iter()
+                .take_while(|(t, _)| t.as_secs_f64() <= fraction * ferry_time.as_secs_f64())
+                .last()
+                .map_or(0, |(_, hwm)| *hwm)
+        };
         ferry.stop();
         assert_eq!(status, 201, "ferry refused the upload: {body}");
         let reference: serde_json::Value = serde_json::from_str(&body).expect("reference");
@@ -257,7 +271,14 @@ async fn main() {
         let _ = client.delete_object().bucket(BUCKET).key("aws-bench").send().await;
         std::fs::remove_file(&file).expect("remove bench file");
         sync();
-        rows.push(Row { mib, ferry: ferry_time, aws: aws_time, idle_rss, peak_rss });
+        rows.push(Row {
+            mib,
+            ferry: ferry_time,
+            aws: aws_time,
+            idle_rss,
+            peak_rss,
+            quarters: [at(0.25), at(0.5), at(0.75), peak_rss],
+        });
     }
 
     println!(
@@ -281,6 +302,13 @@ async fn main() {
             ratio,
             row.peak_rss as f64 / MIB as f64,
             row.idle_rss as f64 / MIB as f64,
+        );
+    }
+    for row in &rows {
+        let [a, b, c, d] = row.quarters.map(|v| v as f64 / MIB as f64);
+        println!(
+            "{:>4} MiB: ferry's RSS high-water mark after 25/50/75/100% of the upload: {a:.1} / {b:.1} / {c:.1} / {d:.1} MiB",
+            row.mib
         );
     }
     if let (Some(first), Some(last)) = (rows.first(), rows.last())

@@ -30,7 +30,7 @@ async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_uploads_finish_within_the_grace_period_and_aborts_the_rest() {
-    const GRACE: Duration = Duration::from_secs(3);
+    const GRACE: Duration = Duration::from_secs(5);
     let options =
         Options { limits: vec![format!("shutdown_grace_secs = {}", GRACE.as_secs())], ..Options::default() };
     let Some(mut h) = Harness::start("sigterm", options).await else { return };
