@@ -4,16 +4,19 @@
 //!   checks, and every test, with LocalStack's S3 installed and started for the tests that need it.
 //! - `deps`: the layering assertions alone.
 //! - `tidy`: the source-hygiene checks alone.
+//! - `faults`: the fault matrix (a part of the e2e suite, so `ci` runs it too), with its table.
 //! - `e2e`: `ferry serve` as a process against LocalStack's S3 and the Genesys emulator, via curl.
 //! - `localstack install|start`: manage the pinned LocalStack used by the strict S3 tests.
 //! - `bench core|s3|e2e`: benchmarks that print ratios against a baseline measured in the same run.
 //! - `soak [--uploads N] [--clients C]`: ferry under concurrent load, faults and aborts (never run by `ci`).
+//! - `fuzz <target>|all [seconds]`: coverage-guided fuzzing with cargo fuzz (never run by `ci`).
 
 mod bench;
 mod browser;
 mod ci;
 mod deps;
 mod e2e;
+mod fuzz;
 mod licenses;
 mod localstack;
 mod soak;
@@ -30,6 +33,7 @@ fn main() -> Result<()> {
         ["ci"] => ci::run(),
         ["deps"] => deps::run(),
         ["tidy"] => tidy::run(),
+        ["faults"] => e2e::run(&["faults::fault_matrix", "--nocapture"]),
         ["licenses"] => licenses::run(),
         ["e2e", rest @ ..] => e2e::run(rest),
         ["localstack", "install"] => localstack::install().map(drop),
@@ -37,6 +41,7 @@ fn main() -> Result<()> {
         ["bench", what, rest @ ..] => bench::run(what, rest),
         ["browser"] => browser::run(),
         ["soak", rest @ ..] => soak::run(rest),
+        ["fuzz", rest @ ..] => fuzz::run(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -44,6 +49,7 @@ fn main() -> Result<()> {
                  ci                   fmt, clippy, layering, tidy and all tests (the CI gate)\n  \
                  deps                 layering assertions (which crate may depend on which)\n  \
                  tidy                 every .rs file opens with a //! line, no placeholders\n  \
+                 faults               the fault matrix: ferry serve through S3, Genesys and client faults\n  \
                  licenses             every dependency under an allowed license (cargo deny's license check)\n  \
                  e2e                  ferry serve as a process vs LocalStack + Genesys emulator, via curl\n  \
                  browser              the `ferry dev` demo page in headless Chromium (needs chromium, node)\n  \
@@ -52,7 +58,8 @@ fn main() -> Result<()> {
                  bench core           chunker throughput vs plain MD5 (FERRY_BENCH_MIB to resize)\n  \
                  bench s3             1 GiB multipart upload: ferry vs aws-cli, s3s-fs and LocalStack\n  \
                  bench e2e            1 and 4 GiB through `ferry serve` vs aws-cli; ferry's peak RSS\n  \
-                 soak                 300 uploads, 16 clients, random S3/Genesys faults and aborts (not in ci)"
+                 soak                 300 uploads, 16 clients, random S3/Genesys faults and aborts (not in ci)\n  \
+                 fuzz <target>|all [s] cargo fuzz (libFuzzer) for s seconds each, default 600 (not in ci)"
             );
             bail!("unknown command: {}", args.join(" "))
         }

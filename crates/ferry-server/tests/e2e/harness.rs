@@ -50,6 +50,8 @@ pub(crate) struct Options {
     pub(crate) env: Vec<(&'static str, String)>,
     /// Extra lines for the `[limits]` table of the TOML file.
     pub(crate) limits: Vec<String>,
+    /// Extra TOML appended at the end of the file (more deployments, say).
+    pub(crate) toml: Vec<String>,
 }
 
 /// One end-to-end environment: emulator, bucket, ferry.
@@ -85,6 +87,10 @@ impl Harness {
             "\n[deployments.\"{DEPLOYMENT}\"]\nweb_messaging_url = \"{}\"\n",
             emulator.ws_url()
         ));
+        for line in &options.toml {
+            toml.push_str(line);
+            toml.push('\n');
+        }
         let config = dir.path().join("ferry.toml");
         std::fs::write(&config, toml).expect("config file");
 

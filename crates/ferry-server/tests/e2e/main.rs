@@ -8,6 +8,7 @@
 //! the emulator), and that ferry's log holds no token, secret or presigned URL.
 
 mod delivery;
+mod faults;
 mod harness;
 mod lifecycle;
 mod refusals;
