@@ -51,6 +51,7 @@ mod error;
 mod listing;
 mod memory;
 mod objects;
+mod rope;
 mod upload;
 
 /// The AWS SDK's S3 client, re-exported so callers need no direct dependency on `aws-sdk-s3`.

@@ -5,8 +5,8 @@ use crate::attempt::{AttemptError, with_retries};
 use crate::config::ChecksumMode;
 use crate::error::Error;
 use crate::memory::HeldBytes;
+use crate::rope::RopeBody;
 use crate::{Inner, UploadedPart};
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use ferry_core::checksum::{Crc, CrcAlgorithm, Md5};
@@ -317,14 +317,15 @@ impl ObjectUpload {
     async fn put_single(&mut self, part: Part, summary: &ObjectSummary) -> Result<UploadedObject, Error> {
         let inner = Arc::clone(&self.inner);
         let _held = inner.memory.hold(part.len());
-        let body = part.data.to_contiguous();
+        let slices: Vec<Bytes> = part.data.slices().to_vec();
+        let len = part.len();
         let md5 = part.md5;
         let crc = part.crc;
         drop(part);
         self.put_in_flight = true;
         let (key, meta) = (self.key.clone(), self.meta.clone());
         let result = with_retries(&inner.config.retry, "PutObject", &inner.bucket, |_| {
-            let body = body.clone();
+            let body = RopeBody::byte_stream(&slices);
             let (inner, key, meta) = (&inner, &key, &meta);
             async move {
                 let mut req = inner
@@ -332,9 +333,9 @@ impl ObjectUpload {
                     .put_object()
                     .bucket(&inner.bucket)
                     .key(key)
-                    .content_length(body.len() as i64)
+                    .content_length(len as i64)
                     .content_md5(md5.to_base64())
-                    .body(ByteStream::from(body));
+                    .body(body);
                 req = apply_meta(
                     req,
                     meta,
@@ -557,10 +558,11 @@ async fn upload_part(
 ) -> Result<UploadedPart, Error> {
     let Part { number, data, md5, crc } = part;
     let size = data.len();
-    let body: Bytes = data.to_contiguous();
+    // The part's own slices go out as the body: no copy, however many attempts.
+    let slices: Vec<Bytes> = data.slices().to_vec();
     drop(data);
     let (etag, attempts) = with_retries(&inner.config.retry, "UploadPart", &inner.bucket, |_| {
-        let body = body.clone();
+        let body = RopeBody::byte_stream(&slices);
         let (inner, key, upload_id) = (&inner, &key, &upload_id);
         async move {
             let mut req = inner
@@ -572,7 +574,7 @@ async fn upload_part(
                 .part_number(number as i32)
                 .content_length(size as i64)
                 .content_md5(md5.to_base64())
-                .body(ByteStream::from(body));
+                .body(body);
             req = match crc {
                 Some(c) if c.algorithm == CrcAlgorithm::Crc32c => req.checksum_crc32_c(c.to_base64()),
                 Some(c) => req.checksum_crc64_nvme(c.to_base64()),
@@ -604,7 +606,7 @@ async fn upload_part(
         tracing::info!(%key, part = number, attempts, "part uploaded after retries");
         inner.stats.part_retries.fetch_add(u64::from(attempts - 1), std::sync::atomic::Ordering::Relaxed);
     }
-    drop(body);
+    drop(slices);
     drop(held);
     Ok(UploadedPart { number, etag, size, crc })
 }

@@ -64,6 +64,24 @@ pub fn consistent(declared: &str, sniffed: &str) -> bool {
     }
 }
 
+/// Whether ferry knows the magic number of `declared`, so content without it is a mismatch
+/// (random bytes declared `image/png` are not a PNG).
+pub fn has_signature(declared: &str) -> bool {
+    let declared = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    matches!(
+        declared.as_str(),
+        "image/png"
+            | "image/jpeg"
+            | "image/jpg"
+            | "image/gif"
+            | "image/webp"
+            | "image/bmp"
+            | "application/pdf"
+            | "application/zip"
+            | "application/gzip"
+    )
+}
+
 /// Whether `mime` matches one of `patterns` (`*/*`, `image/*`, exact).
 pub fn allowed(patterns: &[String], mime: &str) -> bool {
     let mime = mime.to_ascii_lowercase();
@@ -101,6 +119,14 @@ mod tests {
         assert!(!consistent("image/png", "application/pdf"));
         assert!(consistent("application/octet-stream", "application/pdf"));
         assert!(consistent("image/jpg", "image/jpeg"));
+    }
+
+    #[test]
+    fn signatures() {
+        assert!(has_signature("image/png"));
+        assert!(has_signature("Application/PDF; x=y"));
+        assert!(!has_signature("text/plain"));
+        assert!(!has_signature("application/octet-stream"));
     }
 
     #[test]

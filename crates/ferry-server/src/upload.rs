@@ -76,6 +76,13 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> Response
     match result {
         Ok((reference, size)) => {
             state.metrics.finish("created", size, started.elapsed());
+            tracing::info!(
+                request_id = %request_id,
+                size,
+                delivery = reference["delivery"]["mode"].as_str().unwrap_or(""),
+                took_ms = started.elapsed().as_millis() as u64,
+                "upload stored and delivered"
+            );
             let mut response = (StatusCode::CREATED, axum::Json(reference)).into_response();
             if let Ok(value) = request_id.parse() {
                 response.headers_mut().insert("x-request-id", value);
@@ -414,7 +421,12 @@ fn check_sniffed(
     declared: &Declared,
     head: &[u8],
 ) -> Result<(), AppError> {
-    let Some(sniffed) = sniff::sniff(head) else { return Ok(()) };
+    let Some(sniffed) = sniff::sniff(head) else {
+        if sniff::has_signature(&declared.content_type) {
+            return Err(unsupported(format!("the content is not {}", declared.content_type)));
+        }
+        return Ok(());
+    };
     if !sniff::consistent(&declared.content_type, sniffed) {
         return Err(unsupported(format!("the content is {sniffed}, not {}", declared.content_type)));
     }
@@ -560,9 +572,6 @@ where
         check_sniffed(state, caller, declared, &head)?;
     }
     let (last, summary) = chunker.finish().map_err(|e| chunk_error(&e, max_len))?;
-    if summary.len == 0 {
-        return Err(AppError::bad_request("empty_file", "the file is empty"));
-    }
     if let Some(md5) = declared.md5
         && md5 != summary.md5
     {

@@ -52,6 +52,11 @@ fn multipart_body(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sizes_bodies_and_delivery_modes() {
     let ferry = Ferry::start().await;
+    // 0 bytes: stored, and (Genesys refuses empty attachments) delivered as a link.
+    let r: Value =
+        ferry.raw("empty.txt", "text/plain", Vec::new()).send().await.unwrap().json().await.unwrap();
+    assert_eq!((r["size"].as_u64(), r["delivery"]["mode"].as_str()), (Some(0), Some("link")), "{r}");
+    assert_eq!(ferry.object(r["storage"]["key"].as_str().unwrap()).await, b"");
     // 1 byte, raw.
     let r: Value =
         ferry.raw("one.txt", "text/plain", b"x".to_vec()).send().await.unwrap().json().await.unwrap();
@@ -95,7 +100,7 @@ async fn sizes_bodies_and_delivery_modes() {
     let fetched = ferry.http.get(link).send().await.unwrap().bytes().await.unwrap();
     assert!(fetched.as_ref() == big.as_slice());
     let attachments = conversation["attachments"].as_array().unwrap();
-    assert_eq!(attachments.len(), 2, "1 B and 3 MiB natively, 12 MiB as a link: {conversation}");
+    assert_eq!(attachments.len(), 2, "1 B and 3 MiB natively, 0 B and 12 MiB as links: {conversation}");
     assert!(ferry.stack.genesys.state().violations().is_empty());
     assert_eq!(ferry.open_multipart_uploads().await, 0);
 }

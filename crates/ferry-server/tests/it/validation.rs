@@ -189,6 +189,15 @@ async fn content_is_sniffed_and_digests_are_checked() {
         .unwrap();
     refused(&ferry, request, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
 
+    // Random bytes are not a PNG, whatever the request says.
+    let request = ferry
+        .upload_request()
+        .header("x-file-name", "cat.png")
+        .header("content-type", "image/png")
+        .body(Body::from(vec![7u8; 1000]))
+        .unwrap();
+    refused(&ferry, request, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+
     let data = b"some text that is not what the digest says".to_vec();
     let wrong_md5 = ferry_core::checksum::Md5::of(b"other").to_base64();
     let request = ferry
