@@ -63,6 +63,8 @@ pub(crate) struct Harness {
     pub(crate) bucket: String,
     pub(crate) ferry: Ferry,
     pub(crate) dir: tempfile::TempDir,
+    /// The settings ferry was started with (for restarts).
+    env: Vec<(&'static str, String)>,
 }
 
 impl Harness {
@@ -112,9 +114,22 @@ impl Harness {
             env.push((k, v));
         }
         let ferry = Ferry::spawn(&env, &dir.path().join("ferry.log")).await;
-        let harness = Self { emulator, token, s3, bucket, ferry, dir };
+        let harness = Self { emulator, token, s3, bucket, ferry, dir, env };
         harness.wait_ready().await;
         Some(harness)
+    }
+
+    /// Kills ferry with SIGKILL (no chance to clean up), then starts a new one with the same
+    /// settings plus `extra`, and waits until it is ready.
+    pub(crate) async fn crash_and_restart(&mut self, extra: &[(&'static str, String)]) {
+        self.ferry.stop();
+        let mut env = self.env.clone();
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != k);
+            env.push((*k, v.clone()));
+        }
+        self.ferry = Ferry::spawn(&env, &self.dir.path().join("ferry-restarted.log")).await;
+        self.wait_ready().await;
     }
 
     /// Polls `/readyz` (which checks the bucket) until it answers 200.

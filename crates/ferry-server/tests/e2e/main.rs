@@ -7,6 +7,7 @@
 //! and multipart uploads in progress, through the SDK) and what the conversation shows (through
 //! the emulator), and that ferry's log holds no token, secret or presigned URL.
 
+mod crash;
 mod delivery;
 mod faults;
 mod harness;
