@@ -97,6 +97,8 @@ pub(crate) enum Sent {
 pub(crate) struct Attempt {
     pub(crate) answer: Result<Answer, String>,
     pub(crate) sent: Sent,
+    /// The client reset the connection after the whole body, before an answer came.
+    pub(crate) reset_after_body: bool,
 }
 
 struct Framing {
@@ -104,6 +106,7 @@ struct Framing {
     preamble: Vec<u8>,
     epilogue: Vec<u8>,
     chunked: bool,
+    expect_continue: bool,
 }
 
 fn percent_encode(text: &str) -> String {
@@ -116,9 +119,7 @@ fn framing(addr: SocketAddr, token: &str, deployment: &str, job: &Job, attempt: 
          X-Genesys-Deployment-Id: {deployment}\r\nX-Request-Id: soak-{}-{attempt}\r\nConnection: close\r\n",
         job.index
     );
-    if job.expect_continue {
-        head.push_str("Expect: 100-continue\r\n");
-    }
+
     let (mut preamble, mut epilogue) = (Vec::new(), Vec::new());
     if job.shape.is_form() {
         let boundary = format!("----ferry-soak-{:016x}{:08x}", job.seed, job.index);
@@ -148,14 +149,19 @@ fn framing(addr: SocketAddr, token: &str, deployment: &str, job: &Job, attempt: 
         }
     }
     let chunked = job.shape.is_chunked();
+    let total = preamble.len() as u64 + job.size + epilogue.len() as u64;
+    // With no body there is nothing to wait for (servers send no `100 Continue` for it).
+    let expect_continue = job.expect_continue && (chunked || total > 0);
+    if expect_continue {
+        head.push_str("Expect: 100-continue\r\n");
+    }
     if chunked {
         head.push_str("Transfer-Encoding: chunked\r\n");
     } else {
-        let total = preamble.len() as u64 + job.size + epilogue.len() as u64;
         head.push_str(&format!("Content-Length: {total}\r\n"));
     }
     head.push_str("\r\n");
-    Framing { head, preamble, epilogue, chunked }
+    Framing { head, preamble, epilogue, chunked, expect_continue }
 }
 
 async fn send(
@@ -199,7 +205,8 @@ async fn write_body(
     let mut hasher = sha2::Sha256::new();
     let mut sent = 0u64;
     while let Some(block) = data.next_block() {
-        let block = match job.abort {
+        let cut = job.abort.filter(|a| a.kind != AbortKind::AfterBody);
+        let block = match cut {
             Some(abort) if sent + block.len() as u64 > abort.at => &block[..(abort.at - sent) as usize],
             _ => block,
         };
@@ -208,7 +215,7 @@ async fn write_body(
             return broken(e);
         }
         sent += block.len() as u64;
-        if let Some(abort) = job.abort
+        if let Some(abort) = cut
             && sent >= abort.at
         {
             let _ = wr.flush().await;
@@ -217,7 +224,7 @@ async fn write_body(
                     let _ = wr.shutdown().await;
                     Sent::HalfClosed
                 }
-                AbortKind::Reset => Sent::Reset,
+                AbortKind::Reset | AbortKind::AfterBody => Sent::Reset,
             };
         }
     }
@@ -339,28 +346,45 @@ pub(crate) async fn attempt(
 ) -> Attempt {
     let mut stream = match TcpStream::connect(addr).await {
         Ok(s) => s,
-        Err(e) => return Attempt { answer: Err(format!("connect: {e}")), sent: Sent::Nothing },
+        Err(e) => {
+            return Attempt {
+                answer: Err(format!("connect: {e}")),
+                sent: Sent::Nothing,
+                reset_after_body: false,
+            };
+        }
     };
     let _ = stream.set_nodelay(true);
     let framing = framing(addr, token, deployment, job, attempt);
     if let Err(e) = stream.write_all(framing.head.as_bytes()).await {
-        return Attempt { answer: Err(format!("sending the head: {e}")), sent: Sent::Broken(e.to_string()) };
+        return Attempt {
+            answer: Err(format!("sending the head: {e}")),
+            sent: Sent::Broken(e.to_string()),
+            reset_after_body: false,
+        };
     }
-    let (tx, rx) = if job.expect_continue {
+    let (tx, rx) = if framing.expect_continue {
         let (tx, rx) = oneshot::channel();
         (Some(tx), Some(rx))
     } else {
         (None, None)
     };
-    let (answer, sent) = {
+    let (answer, sent, reset_after_body) = {
         let (mut rd, mut wr) = stream.split();
         let writer = write_body(&mut wr, job, &framing, rx);
         let reader = tokio::time::timeout(limit, read_answer(&mut rd, tx));
-        tokio::pin!(writer, reader);
+        let hang_up = tokio::time::sleep(limit);
+        tokio::pin!(writer, reader, hang_up);
         let mut sent = None;
+        let mut hung_up = false;
         let answer = loop {
             tokio::select! {
                 s = &mut writer, if sent.is_none() => {
+                    if let (Sent::All { .. }, Some(abort)) = (&s, job.abort)
+                        && abort.kind == AbortKind::AfterBody
+                    {
+                        hang_up.as_mut().reset(tokio::time::Instant::now() + abort.after_body);
+                    }
                     let reset = s == Sent::Reset;
                     sent = Some(s);
                     if reset {
@@ -369,6 +393,10 @@ pub(crate) async fn attempt(
                 }
                 a = &mut reader => {
                     break a.unwrap_or_else(|_| Err(format!("no answer within {limit:?}")));
+                }
+                () = &mut hang_up, if matches!(sent, Some(Sent::All { .. })) && job.abort.is_some() => {
+                    hung_up = true;
+                    break Err("the client reset the connection after the body".to_owned());
                 }
             }
         };
@@ -379,14 +407,14 @@ pub(crate) async fn attempt(
             Some(sent) => sent,
             None => futures::FutureExt::now_or_never(&mut writer).unwrap_or(Sent::Unfinished),
         };
-        (answer, sent)
+        (answer, sent, hung_up)
     };
-    if sent == Sent::Reset {
+    if sent == Sent::Reset || reset_after_body {
         // Close with RST rather than FIN.
         let _ = stream.set_zero_linger();
     }
     drop(stream);
-    Attempt { answer, sent }
+    Attempt { answer, sent, reset_after_body }
 }
 
 /// A plain `GET` of `path` (no body), for `/readyz`, `/metrics` and download links.

@@ -83,6 +83,9 @@ struct Args {
     /// Share of S3 faults that persist past ferry's retries.
     #[arg(long, default_value_t = 0.1)]
     persistent_share: f64,
+    /// No client hangs up after sending the whole body (aborts happen partway only).
+    #[arg(long)]
+    no_hang_ups: bool,
     /// The ferry binary (default: `ferry` in the folder above this example's).
     #[arg(long)]
     ferry: Option<PathBuf>,
@@ -101,6 +104,8 @@ struct Record {
     client: usize,
     answer: Result<Answer, String>,
     sent: Sent,
+    /// The client hung up after the whole body, before the answer.
+    reset_after_body: bool,
     busy_retries: u32,
     elapsed: Duration,
 }
@@ -117,7 +122,8 @@ impl Record {
                 format!("201 created, {}", mode.unwrap_or_else(|| "?".into()))
             }
             Ok(a) => format!("{} {}", a.status, a.code().unwrap_or_else(|| "(no code)".into())),
-            Err(_) if self.sent == Sent::Reset => "no answer: client reset".into(),
+            Err(_) if self.reset_after_body => "no answer: client reset after the whole body".into(),
+            Err(_) if self.sent == Sent::Reset => "no answer: client reset partway".into(),
             Err(_) => "no answer: connection error".into(),
         }
     }
@@ -281,6 +287,10 @@ async fn run_job(ctx: &Ctx, client: usize, job: Job) -> Record {
             GenesysFault::Throttle(n) => f.throttle_requests += n,
             GenesysFault::UploadFailure => f.fail_uploads += 1,
             GenesysFault::RefusePut => f.refuse_uploads += 1,
+            GenesysFault::DropSocket(frames) => {
+                f.drop_after_frames = Some(frames);
+                f.drop_connections = Some(f.drop_connections.unwrap_or(0) + 1);
+            }
         });
     }
     let started = Instant::now();
@@ -316,6 +326,7 @@ async fn run_job(ctx: &Ctx, client: usize, job: Job) -> Record {
             client,
             answer: attempt.answer,
             sent: attempt.sent,
+            reset_after_body: attempt.reset_after_body,
             busy_retries,
             elapsed: started.elapsed(),
         };
@@ -402,6 +413,21 @@ async fn download_sha256(ferry: SocketAddr, http: &reqwest::Client, url: &str) -
     Ok(client::hex(&hasher.finalize()))
 }
 
+/// This run's flags with its seed, without `--ferry` (the xtask adds it).
+fn reproduce_args(seed: u64) -> String {
+    let mut out = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--ferry" || arg == "--seed" {
+            args.next();
+        } else if !arg.starts_with("--ferry=") && !arg.starts_with("--seed=") {
+            out.push(arg);
+        }
+    }
+    out.push(format!("--seed {seed}"));
+    out.join(" ")
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / MIB as f64)
 }
@@ -440,6 +466,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
     });
+    println!("soak: reproduce with `cargo xtask soak {}`", reproduce_args(seed));
     let binary = match &args.ferry {
         Some(path) => path.clone(),
         None => {
@@ -460,6 +487,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         s3_fault_rate: args.s3_fault_rate,
         genesys_fault_rate: args.genesys_fault_rate,
         persistent_share: args.persistent_share,
+        hang_ups: !args.no_hang_ups,
     };
     let jobs = plan::plan(&settings, seed);
     let planned_bytes: u64 = jobs.iter().map(|j| j.size).sum();
@@ -559,7 +587,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         metrics_text = metrics(addr).await;
         let idle = metric(&metrics_text, "ferry_uploads_in_flight") == Some(0.0)
             && metric(&metrics_text, "ferry_memory_budget_used_bytes") == Some(0.0)
-            && store.pending_multipart() == (0, 0);
+            && store.pending_multipart().0 == 0;
         if idle || Instant::now() >= deadline {
             break;
         }
@@ -622,11 +650,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             },
         }
         // Delivered exactly once.
-        let native_expected = job.size <= NATIVE_LIMIT;
+        let native_expected = (1..=NATIVE_LIMIT).contains(&job.size);
         check.expect(
             (mode == "native") == native_expected && matches!(mode.as_str(), "native" | "link"),
             format!(
-                "{what}: delivered {} (the deployment takes up to 10240 KB natively)",
+                "{what}: delivered {} (the deployment takes 1 B to 10240 KB natively)",
                 if native_expected { "natively" } else { "as a link" }
             ),
             || format!("mode {mode:?}"),
@@ -692,21 +720,92 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .iter()
         .filter_map(|r| r.created()?.json()?.pointer("/storage/key")?.as_str().map(str::to_owned))
         .collect();
-    let strays: Vec<&String> = objects.keys().filter(|k| !created_keys.contains(*k)).collect();
+    // Objects no 201 names may only be uploads whose client hung up after the whole body (ferry
+    // carried on): those must then be complete and delivered exactly once, like a 201.
+    let hung_up: Vec<&Record> = records.iter().filter(|r| r.reset_after_body).collect();
+    let mut late = 0usize;
+    let mut late_owners = std::collections::BTreeSet::new();
+    let mut strays = Vec::new();
+    for key in objects.keys().filter(|k| !created_keys.contains(*k)) {
+        match object_sha256(&s3, key).await {
+            Ok((len, sha)) => {
+                let owner =
+                    hung_up.iter().find(|r| matches!(&r.sent, Sent::All { sha256 } if *sha256 == sha));
+                match owner {
+                    Some(record) => {
+                        late += 1;
+                        late_owners.insert(record.job.index);
+                        verified_bytes += len;
+                        let job = &record.job;
+                        let conversation = &conversations[record.client];
+                        let attachment = conversation
+                            .attachments
+                            .iter()
+                            .find(|a| a.state == "uploaded" && a.sha256.as_deref() == Some(sha.as_str()));
+                        let carrying = all_messages
+                            .iter()
+                            .filter(|(_, m)| {
+                                attachment.is_some_and(|a| m.attachment_ids.contains(&a.id))
+                                    || m.text
+                                        .as_deref()
+                                        .is_some_and(|t| t.contains(&format!("{} (", job.name())))
+                            })
+                            .count();
+                        check.expect(
+                            len == job.size && carrying == 1,
+                            format!(
+                                "#{} (client hung up after the body, ferry kept it): complete and delivered exactly once",
+                                job.index
+                            ),
+                            || format!("{len} B, {carrying} messages: {}", record.describe()),
+                        );
+                    }
+                    None => strays.push(format!("{key} ({len} B)")),
+                }
+            }
+            Err(e) => strays.push(format!("{key} ({e})")),
+        }
+    }
     check.expect(
-        objects.len() == created.len() && strays.is_empty(),
+        objects.len() == created.len() + late && strays.is_empty(),
         "the bucket holds exactly the 201s' objects (a refused upload kept nothing)",
         || format!("{} objects for {} 201s; not from a 201: {strays:?}", objects.len(), created.len()),
     );
+    // s3s-fs checks the upload id when an UploadPart starts, so a part whose request was already
+    // under way when ferry aborted is written after the abort removed the upload: such part files
+    // belong to no upload, and S3 itself frees them. Open uploads are the invariant; these are counted.
     let pending = store.pending_multipart();
-    check.expect(pending == (0, 0), "no multipart upload left", || {
+    check.expect(pending.0 == 0, "no multipart upload left open", || {
         format!("{pending:?} (uploads, part files)")
     });
     check.expect(
-        all_messages.len() == created.len(),
+        all_messages.len() == created.len() + late,
         "the conversations hold exactly one message per 201 (a refused upload claimed nothing)",
-        || format!("{} messages for {} 201s", all_messages.len(), created.len()),
+        || {
+            format!(
+                "{} messages for {} 201s and {late} kept after a hang-up",
+                all_messages.len(),
+                created.len()
+            )
+        },
     );
+    // Nothing in any conversation names a file whose upload was refused.
+    for record in records.iter().filter(|r| r.created().is_none()) {
+        let name = record.job.name();
+        let claimed = all_messages.iter().any(|(client, m)| {
+            m.text.as_deref().is_some_and(|t| t.contains(&format!("{name} (")))
+                || m.attachment_ids.iter().any(|id| {
+                    conversations[*client].attachments.iter().any(|a| &a.id == id && a.file_name == name)
+                })
+        });
+        if !late_owners.contains(&record.job.index) {
+            check.expect(
+                !claimed,
+                format!("#{}: a refused upload claimed nothing in the conversation", record.job.index),
+                || record.describe(),
+            );
+        }
+    }
     let violations = ctx.emulator.violations();
     check
         .expect(violations.is_empty(), "the Genesys emulator saw no violation", || format!("{violations:?}"));
@@ -715,9 +814,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let ferry_created =
         metric(&metrics_text, "ferry_uploads_total{outcome=\"created\"}").unwrap_or(0.0) as usize;
     check.expect(
-        ferry_created == created.len(),
-        "ferry's ferry_uploads_total{outcome=\"created\"} equals the 201s received",
-        || format!("{ferry_created} vs {}", created.len()),
+        ferry_created == created.len() + late,
+        "ferry's ferry_uploads_total{outcome=\"created\"} equals the 201s received (+ kept after a hang-up)",
+        || format!("{ferry_created} vs {} + {late}", created.len()),
     );
     check.expect(
         metric(&metrics_text, "ferry_uploads_in_flight") == Some(0.0)
@@ -737,29 +836,29 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         ),
         || format!("peak {}", mib(peak_rss)),
     );
-    let clean: Vec<&Record> = records.iter().filter(|r| r.job.abort.is_none() && r.job.size > 0).collect();
+    let clean: Vec<&Record> = records.iter().filter(|r| r.job.abort.is_none()).collect();
     let clean_created = clean.iter().filter(|r| r.created().is_some()).count();
     check.expect(
         clean.is_empty() || clean_created * 10 >= clean.len() * 7,
-        format!(
-            "at least 70% of the uploads that were neither aborted nor empty succeeded ({clean_created}/{})",
-            clean.len()
-        ),
+        format!("at least 70% of the uploads no client aborted succeeded ({clean_created}/{})", clean.len()),
         || "too many failures".into(),
     );
     for record in &records {
         let what = format!("#{}", record.job.index);
-        if record.job.size == 0 && record.job.abort.is_none() {
+        if record.job.size == 0 && record.answer.is_ok() {
+            // docs/api.md: an empty file is stored like any other and delivered as a link.
             check.expect(
-                record
-                    .answer
-                    .as_ref()
-                    .is_ok_and(|a| a.status == 400 && a.code().as_deref() == Some("empty_file")),
-                format!("{what}: an empty file is 400 empty_file"),
+                record.created().is_some_and(|a| {
+                    a.json().and_then(|j| j.pointer("/delivery/mode")?.as_str().map(str::to_owned)).as_deref()
+                        == Some("link")
+                }),
+                format!("{what}: an empty file is stored and delivered as a link"),
                 || record.describe(),
             );
         }
-        if let Some(abort) = record.job.abort {
+        if let Some(abort) = record.job.abort
+            && abort.kind != AbortKind::AfterBody
+        {
             check.expect(
                 record.created().is_none(),
                 format!("{what}: an aborted upload is not a 201"),
@@ -795,7 +894,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 record.describe()
             });
         }
-        if record.answer.is_err() && record.job.abort.is_none() {
+        if record.answer.is_err() && !record.reset_after_body && record.sent != Sent::Reset {
             check.expect(false, format!("{what}: a client that did not abort gets an answer"), || {
                 record.describe()
             });
@@ -825,7 +924,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
     let mut injected: BTreeMap<String, usize> = BTreeMap::new();
     let mut persistent = 0;
-    let (mut throttle_in, mut failure_in, mut refuse_in) = (0u32, 0u32, 0u32);
+    let (mut throttle_in, mut failure_in, mut refuse_in, mut drop_in) = (0u32, 0u32, 0u32, 0u32);
     for record in &records {
         if let Some(fault) = &record.job.s3_fault {
             let label = plan::s3_label(plan::target_label(fault.rule.target), &fault.rule.action);
@@ -836,6 +935,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             Some(GenesysFault::Throttle(n)) => throttle_in += n,
             Some(GenesysFault::UploadFailure) => failure_in += 1,
             Some(GenesysFault::RefusePut) => refuse_in += 1,
+            Some(GenesysFault::DropSocket(_)) => drop_in += 1,
             None => {}
         }
     }
@@ -850,6 +950,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         records.iter().filter(|r| r.job.abort.is_some_and(|a| a.kind == AbortKind::HalfClose)).count();
     let aborts_reset =
         records.iter().filter(|r| r.job.abort.is_some_and(|a| a.kind == AbortKind::Reset)).count();
+    let hang_ups =
+        records.iter().filter(|r| r.job.abort.is_some_and(|a| a.kind == AbortKind::AfterBody)).count();
+    let hung_up_n = records.iter().filter(|r| r.reset_after_body).count();
     let busy: u32 = records.iter().map(|r| r.busy_retries).sum();
     let sent = ctx.bytes_sent.load(Ordering::Relaxed);
     let slowest = records.iter().map(|r| r.elapsed).max().unwrap_or_default();
@@ -880,17 +983,22 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         (GenesysFault::Throttle(1).label(), throttle_in, genesys_left.throttle_requests),
         (GenesysFault::UploadFailure.label(), failure_in, genesys_left.fail_uploads),
         (GenesysFault::RefusePut.label(), refuse_in, genesys_left.refuse_uploads),
+        (GenesysFault::DropSocket(1).label(), drop_in, genesys_left.drop_connections.unwrap_or(0)),
     ] {
         println!("| {label} | {put_in} | {} |", put_in.saturating_sub(left));
     }
     println!("| client abort: half-close (FIN) partway | {aborts_half} | {aborts_half} |");
     println!("| client abort: reset (RST) partway | {aborts_reset} | {aborts_reset} |");
+    println!(
+        "| client hang-up (RST) 0-1.5 s after the whole body, unless answered first | {hang_ups} | {hung_up_n} |"
+    );
     println!();
     println!(
         "S3 and Genesys faults are armed as an upload starts and hit the next matching request of any upload; \
          \"injected\" counts the requests armed to fail, \"fired\" those that did (a rule for a part number no \
-         later upload reached never fires). {persistent} of the S3 faults were persistent (12 failures in a row, \
-         more than ferry's 6 attempts)."
+         later upload reached never fires). {persistent} of the S3 faults were persistent ({} failures in a row; ferry makes \
+         6 attempts per request).",
+        plan::PERSISTENT_TIMES
     );
     println!();
     println!("### Run");
@@ -901,6 +1009,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!("| bytes verified (streamed back from S3) | {} |", mib(verified_bytes));
     println!("| download links followed and verified | {links_checked} |");
     println!("| busy retries (503 server_busy, client backed off) | {busy} |");
+    println!("| s3s-fs part files written after their upload was aborted (see below) | {} |", pending.1);
+    println!("| hung up after the body, and ferry kept and delivered the file | {late} |");
     let m = |name: &str| metric(&metrics_text, name).map_or("-".into(), |v| format!("{v:.0}"));
     println!(
         "| ferry part retries / multipart aborts (/metrics) | {} / {} |",

@@ -2,9 +2,13 @@
 //! the S3 and Genesys faults injected as it starts. The same seed gives the same plan.
 
 use ferry_sandbox::s3_faults::{Action, Operation, Rule, Target};
+use std::time::Duration;
 
 pub(crate) const KIB: u64 = 1 << 10;
 pub(crate) const MIB: u64 = 1 << 20;
+/// Failures in a row of a persistent S3 fault: ferry makes 6 attempts per request, and other
+/// uploads' requests take some of these while it retries.
+pub(crate) const PERSISTENT_TIMES: u32 = 24;
 /// The emulator's default deployment takes native attachments up to 10240 KB.
 pub(crate) const NATIVE_LIMIT: u64 = 10240 * KIB;
 
@@ -82,13 +86,17 @@ pub(crate) enum AbortKind {
     HalfClose,
     /// Stop sending and reset the connection (RST): no answer is read.
     Reset,
+    /// Send the whole body, then reset the connection after `after_body` unless the answer came
+    /// first (a customer closing the tab while ferry stores and delivers).
+    AfterBody,
 }
 
-/// A client abort after `at` bytes of the file.
+/// A client abort after `at` bytes of the file (`AfterBody`: after all of it, plus a pause).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Abort {
     pub(crate) at: u64,
     pub(crate) kind: AbortKind,
+    pub(crate) after_body: Duration,
 }
 
 /// An S3 fault: a rule for the proxy and the label it is counted under.
@@ -107,6 +115,8 @@ pub(crate) enum GenesysFault {
     UploadFailure,
     /// The next presigned `PUT` is answered 503 and stores nothing.
     RefusePut,
+    /// The next guest WebSocket opened drops (no close frame) after sending this many frames.
+    DropSocket(u32),
 }
 
 impl GenesysFault {
@@ -115,6 +125,7 @@ impl GenesysFault {
             Self::Throttle(_) => "genesys 429 frame",
             Self::UploadFailure => "genesys UploadFailureEvent",
             Self::RefusePut => "genesys presigned PUT 503",
+            Self::DropSocket(_) => "genesys socket dropped",
         }
     }
 }
@@ -150,6 +161,8 @@ pub(crate) struct PlanSettings {
     pub(crate) s3_fault_rate: f64,
     pub(crate) genesys_fault_rate: f64,
     pub(crate) persistent_share: f64,
+    /// Whether clients may hang up after the whole body (before the answer).
+    pub(crate) hang_ups: bool,
 }
 
 /// Sizes worth hitting on purpose: empty, one byte, around the 8 MiB part size and the 10240 KB
@@ -178,7 +191,7 @@ fn draw_s3_fault(rng: &mut Rng, persistent_share: f64) -> S3Fault {
             1 => (Target::Op(Operation::CompleteMultipartUpload), Action::internal_error()),
             _ => (Target::Op(Operation::PutObject), Action::slow_down()),
         };
-        return S3Fault { rule: Rule::new(target, action).times(12), persistent: true };
+        return S3Fault { rule: Rule::new(target, action).times(PERSISTENT_TIMES), persistent: true };
     }
     let (target, action, times) = match rng.range(0, 10) {
         0 | 1 => (Target::UploadPart(Some(part)), Action::slow_down(), rng.range(1, 2) as u32),
@@ -194,10 +207,11 @@ fn draw_s3_fault(rng: &mut Rng, persistent_share: f64) -> S3Fault {
 }
 
 fn draw_genesys_fault(rng: &mut Rng) -> GenesysFault {
-    match rng.range(0, 4) {
+    match rng.range(0, 5) {
         0 | 1 => GenesysFault::Throttle(rng.range(1, 2) as u32),
         2 | 3 => GenesysFault::UploadFailure,
-        _ => GenesysFault::RefusePut,
+        4 => GenesysFault::RefusePut,
+        _ => GenesysFault::DropSocket(rng.range(1, 4) as u32),
     }
 }
 
@@ -219,9 +233,19 @@ pub(crate) fn plan(settings: &PlanSettings, seed: u64) -> Vec<Job> {
                 16..=17 => Shape::FormLength,
                 _ => Shape::FormChunked,
             };
-            let abort = (size > 0 && rng.chance(settings.abort_rate)).then(|| Abort {
-                at: rng.range(0, size - 1),
-                kind: if rng.chance(0.5) { AbortKind::HalfClose } else { AbortKind::Reset },
+            let kinds = if settings.hang_ups { 2 } else { 1 };
+            let abort = (size > 0 && rng.chance(settings.abort_rate)).then(|| match rng.range(0, kinds) {
+                0 => Abort {
+                    at: rng.range(0, size - 1),
+                    kind: AbortKind::HalfClose,
+                    after_body: Duration::ZERO,
+                },
+                1 => Abort { at: rng.range(0, size - 1), kind: AbortKind::Reset, after_body: Duration::ZERO },
+                _ => Abort {
+                    at: size,
+                    kind: AbortKind::AfterBody,
+                    after_body: Duration::from_millis(rng.range(0, 1500)),
+                },
             });
             let caption =
                 rng.chance(0.15).then(|| format!("soak upload #{index} — ünïcödé, \"quoted\"\nline 2"));
