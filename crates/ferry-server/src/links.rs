@@ -97,8 +97,15 @@ impl LinkSigner {
         signature: Option<&str>,
         now: u64,
     ) -> Result<(), LinkError> {
-        let expires: u64 = expires.and_then(|e| e.parse().ok()).ok_or(LinkError::Malformed)?;
-        let signature = signature.filter(|s| s.len() == 64).ok_or(LinkError::Malformed)?;
+        // Only the exact text the signer writes: decimal without sign or leading zeros, and 64
+        // lower-case hex digits (`u64::from_str` and `u8::from_str_radix` also take `+`, `01000`
+        // and upper case, which would let one link be written many ways).
+        let expires: u64 = expires
+            .and_then(|e| e.parse().ok().filter(|n: &u64| n.to_string() == e))
+            .ok_or(LinkError::Malformed)?;
+        let signature = signature
+            .filter(|s| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .ok_or(LinkError::Malformed)?;
         let raw: Vec<u8> = (0..32)
             .map(|i| u8::from_str_radix(signature.get(i * 2..i * 2 + 2).unwrap_or("zz"), 16))
             .collect::<Result<_, _>>()
@@ -148,6 +155,14 @@ mod tests {
         assert_eq!(signer.verify(&id, None, Some(&sig), 1), Err(LinkError::Malformed));
         assert_eq!(signer.verify(&id, Some("1000"), None, 1), Err(LinkError::Malformed));
         assert_eq!(signer.verify(&id, Some("1000"), Some("zz"), 1), Err(LinkError::Malformed));
+        // One link, one spelling: no sign, no leading zeros, no upper-case hex (found by fuzzing).
+        for expires in ["01000", "+1000"] {
+            assert_eq!(signer.verify(&id, Some(expires), Some(&sig), 999), Err(LinkError::Malformed));
+        }
+        let plus = format!("+{}", &sig[1..]);
+        assert_eq!(signer.verify(&id, Some("1000"), Some(&plus), 999), Err(LinkError::Malformed));
+        let upper = sig.to_ascii_uppercase();
+        assert_eq!(signer.verify(&id, Some("1000"), Some(&upper), 999), Err(LinkError::Malformed));
         let other = LinkSigner::new(b"another secret of at least 32 bytes!", "https://files.example");
         assert_eq!(other.verify(&id, Some("1000"), Some(&sig), 1), Err(LinkError::BadSignature));
     }
