@@ -4,4 +4,6 @@
 mod support;
 
 mod flows;
+mod fuzz_link;
+mod fuzz_multipart;
 mod validation;
