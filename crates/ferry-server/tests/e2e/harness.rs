@@ -17,7 +17,7 @@ pub(crate) const MIB: usize = 1 << 20;
 pub(crate) const DEPLOYMENT: &str = DEMO_DEPLOYMENT_ID;
 /// Shared with "site backends" (`ferry ticket`).
 pub(crate) const TICKET_SECRET: &str = "e2e-ticket-secret-0123456789abcdef-not-for-production";
-const LINK_SECRET: &str = "e2e-link-secret-0123456789abcdef-not-for-production";
+pub(crate) const LINK_SECRET: &str = "e2e-link-secret-0123456789abcdef-not-for-production";
 /// ferry's public host in download links; curl is pointed at the real port with `--connect-to`.
 pub(crate) const PUBLIC_HOST: &str = "ferry.e2e.test";
 

@@ -11,6 +11,7 @@ mod crash;
 mod delivery;
 mod faults;
 mod harness;
+mod hostile;
 mod lifecycle;
 mod refusals;
 mod tickets;
