@@ -7,13 +7,14 @@
 //! client's digest before completing the multipart upload; deliver; on any failure after storing,
 //! delete the object. Whatever fails, the multipart upload is aborted.
 
+use crate::body::{BodyError, PartHeaderGuard};
 use crate::error::AppError;
 use crate::names;
 use crate::sniff;
 use crate::state::AppState;
 use crate::tickets::Claims;
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ferry_core::checksum::{Md5, Sha256};
@@ -22,7 +23,7 @@ use ferry_core::plan::{MIB, PlanError, PlanLimits, plan_parts};
 use ferry_genesys::SessionToken;
 use ferry_genesys::guest::{Delivery, Fallback, FileMeta, UploadBody};
 use ferry_s3::{ObjectMeta, ObjectUpload, UploadedObject};
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -141,6 +142,43 @@ async fn handle(state: &AppState, request: Request) -> Result<(Value, u64), AppE
         guest.validate(deployment, token).await.map_err(session_error)?;
     }
 
+    // A raw upload's name and type are in its headers: check them before anything else is spent.
+    if !is_multipart {
+        let raw_name = headers.get("x-file-name").ok_or_else(|| {
+            AppError::bad_request("missing_file_name", "X-File-Name is required for a raw upload")
+        })?;
+        let raw_name = raw_name.to_str().map_err(|_| name_error(names::NameError::NotUtf8))?;
+        declared.name = names::decode_header(raw_name).map_err(name_error)?;
+        declared.content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        declared.len = content_length;
+        declared.caption = match headers.get("x-caption") {
+            Some(v) => Some(caption_header(v.as_bytes())?),
+            None => None,
+        };
+        check_declared(state, &caller, &declared)?;
+    }
+    let boundary = if is_multipart {
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        Some(multer::parse_boundary(content_type).map_err(|_| {
+            AppError::bad_request("invalid_multipart", "multipart/form-data needs a boundary parameter")
+        })?)
+    } else {
+        None
+    };
+
+    // Nothing is reserved for a client that has not started sending: wait for its first bytes.
+    let mut body = request.into_body().into_data_stream().map_err(BodyError::from_http).peekable();
+    if tokio::time::timeout(state.config.limits.idle_body_timeout(), std::pin::Pin::new(&mut body).peek())
+        .await
+        .is_err()
+    {
+        return Err(AppError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", "the request body stalled"));
+    }
+
     // Claim this upload's share of the part-buffer budget, or say "busy" rather than overcommit.
     let _permit = state.budget.clone().try_acquire_many_owned(state.upload_permits).map_err(|_| {
         AppError::new(
@@ -161,9 +199,9 @@ async fn handle(state: &AppState, request: Request) -> Result<(Value, u64), AppE
             .map_err(|e| AppError::new(StatusCode::UNAUTHORIZED, "invalid_ticket", e.message()))?;
     }
 
-    let (object, summary) = if is_multipart {
+    let (object, summary) = if let Some(boundary) = boundary {
         let mut stored = None;
-        match read_form(state, &caller, &mut declared, max_size, request, &mut stored).await {
+        match read_form(state, &caller, &mut declared, max_size, body, &boundary, &mut stored).await {
             Ok(()) => stored
                 .ok_or_else(|| AppError::bad_request("invalid_multipart", "no `file` part in the form"))?,
             Err(error) => {
@@ -175,23 +213,6 @@ async fn handle(state: &AppState, request: Request) -> Result<(Value, u64), AppE
             }
         }
     } else {
-        let raw_name = headers.get("x-file-name").ok_or_else(|| {
-            AppError::bad_request("missing_file_name", "X-File-Name is required for a raw upload")
-        })?;
-        let raw_name = raw_name.to_str().map_err(|_| name_error(names::NameError::NotUtf8))?;
-        declared.name = names::decode_header(raw_name).map_err(name_error)?;
-        declared.content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/octet-stream")
-            .to_owned();
-        declared.len = content_length;
-        declared.caption = match headers.get("x-caption") {
-            Some(v) => Some(caption_header(v.as_bytes())?),
-            None => None,
-        };
-        check_declared(state, &caller, &declared)?;
-        let body = request.into_body().into_data_stream();
         store(state, &caller, &declared, max_size, declared.len, body).await?
     };
 
@@ -206,52 +227,84 @@ async fn handle(state: &AppState, request: Request) -> Result<(Value, u64), AppE
 }
 
 /// Reads a multipart/form-data body: the `file` part is streamed into S3 (into `stored`), a `text`
-/// part is the caption, other parts are read and dropped (bounded). The caller discards `stored` if
-/// this fails after the file was stored.
-async fn read_form(
+/// part is the caption, other parts are read and dropped. Everything but the file's content is held
+/// to a few KiB (part headers by [`PartHeaderGuard`], fields by the parser's limits). The caller
+/// discards `stored` if this fails after the file was stored.
+async fn read_form<S>(
     state: &AppState,
     caller: &Caller,
     declared: &mut Declared,
     max_size: u64,
-    request: Request,
+    body: S,
+    boundary: &str,
     stored: &mut Option<(UploadedObject, ObjectSummary)>,
-) -> Result<(), AppError> {
-    let malformed = |text: String| {
-        AppError::bad_request("invalid_multipart", format!("malformed multipart/form-data: {text}"))
-    };
-    let mut multipart =
-        Multipart::from_request(request, state).await.map_err(|e| malformed(e.body_text()))?;
-    while let Some(field) = multipart.next_field().await.map_err(|e| malformed(e.body_text()))? {
+) -> Result<(), AppError>
+where
+    S: Stream<Item = Result<Bytes, BodyError>> + Send + Unpin + 'static,
+{
+    let limits = multer::SizeLimit::new()
+        .whole_stream(max_size.saturating_add(256 * 1024))
+        .per_field(64 * 1024)
+        .for_field("file", max_size)
+        .for_field("text", 4096);
+    let constraints = multer::Constraints::new().size_limit(limits);
+    let mut form =
+        multer::Multipart::with_constraints(PartHeaderGuard::new(body, boundary), boundary, constraints);
+    let form_error = |error: multer::Error| body_error(BodyError::from_form(error), max_size);
+    while let Some(field) = form.next_field().await.map_err(form_error)? {
         match field.name() {
             Some("file") if stored.is_some() => {
                 return Err(AppError::bad_request("invalid_multipart", "more than one `file` part"));
             }
             Some("file") => {
                 declared.name = names::sanitize(field.file_name().unwrap_or("file")).map_err(name_error)?;
-                declared.content_type = field.content_type().unwrap_or("application/octet-stream").to_owned();
+                declared.content_type = field
+                    .content_type()
+                    .map_or_else(|| "application/octet-stream".to_owned(), ToString::to_string);
                 check_declared(state, caller, declared)?;
-                *stored = Some(store(state, caller, declared, max_size, None, field).await?);
+                let content = field.map_err(BodyError::from_form);
+                *stored = Some(store(state, caller, declared, max_size, None, content).await?);
             }
             Some("text") => {
-                let text = field.text().await.map_err(|e| malformed(e.body_text()))?;
+                let text = field.text().await.map_err(|e| match e {
+                    multer::Error::FieldSizeExceeded { .. } => {
+                        AppError::bad_request("invalid_caption", "the caption is longer than 4096 bytes")
+                    }
+                    other => form_error(other),
+                })?;
                 declared.caption = Some(check_caption(text)?);
             }
             _ => {
                 let mut field = field;
-                let mut seen = 0usize;
-                while let Some(chunk) = field.chunk().await.map_err(|e| malformed(e.body_text()))? {
-                    seen += chunk.len();
-                    if seen > 64 * 1024 {
-                        return Err(AppError::bad_request(
-                            "invalid_multipart",
-                            "an extra form field is too large",
-                        ));
-                    }
-                }
+                while field
+                    .chunk()
+                    .await
+                    .map_err(|e| match e {
+                        multer::Error::FieldSizeExceeded { .. } => {
+                            AppError::bad_request("invalid_multipart", "an extra form field is too large")
+                        }
+                        other => form_error(other),
+                    })?
+                    .is_some()
+                {}
             }
         }
     }
     Ok(())
+}
+
+/// The answer for a body that could not be read.
+fn body_error(error: BodyError, max_size: u64) -> AppError {
+    match error {
+        BodyError::Disconnected(why) => {
+            tracing::info!(error = %why, "request body ended abnormally");
+            AppError::bad_request("client_disconnected", "the request body ended abnormally")
+        }
+        BodyError::Malformed(why) => {
+            AppError::bad_request("invalid_multipart", format!("malformed multipart/form-data: {why}"))
+        }
+        BodyError::TooLarge => too_large(max_size),
+    }
 }
 
 /// `X-Caption`: percent-encoded UTF-8 text.
@@ -454,7 +507,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Streams `body` into S3. On any error the multipart upload is aborted before returning.
-async fn store<S, E>(
+async fn store<S>(
     state: &AppState,
     caller: &Caller,
     declared: &Declared,
@@ -463,8 +516,7 @@ async fn store<S, E>(
     body: S,
 ) -> Result<(UploadedObject, ObjectSummary), AppError>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    S: Stream<Item = Result<Bytes, BodyError>> + Unpin,
 {
     let limits =
         PlanLimits { preferred_part_size: state.config.s3.part_size_mib * MIB, max_file_size: max_size };
@@ -493,7 +545,7 @@ where
     }
 }
 
-async fn stream_parts<S, E>(
+async fn stream_parts<S>(
     state: &AppState,
     caller: &Caller,
     declared: &Declared,
@@ -502,8 +554,7 @@ async fn stream_parts<S, E>(
     upload: &mut Option<ObjectUpload>,
 ) -> Result<(UploadedObject, ObjectSummary), AppError>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    S: Stream<Item = Result<Bytes, BodyError>> + Unpin,
 {
     let limits = &state.config.limits;
     let idle = limits.idle_body_timeout();
@@ -530,17 +581,7 @@ where
                 ));
             }
             Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                let text = e.to_string();
-                tracing::info!(error = %text, "request body ended abnormally");
-                if text.contains("limit") || text.contains("too large") {
-                    return Err(too_large(chunker.plan().max_len));
-                }
-                return Err(AppError::bad_request(
-                    "client_disconnected",
-                    "the request body ended abnormally",
-                ));
-            }
+            Ok(Some(Err(e))) => return Err(body_error(e, max_len)),
             Ok(Some(Ok(frame))) => frame,
         };
         if !sniffed {
