@@ -990,7 +990,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!("| client abort: half-close (FIN) partway | {aborts_half} | {aborts_half} |");
     println!("| client abort: reset (RST) partway | {aborts_reset} | {aborts_reset} |");
     println!(
-        "| client hang-up (RST) 0-1.5 s after the whole body, unless answered first | {hang_ups} | {hung_up_n} |"
+        "| client hang-up (RST) 0-1.5 s (mostly < 150 ms) after the whole body, unless answered first | {hang_ups} | {hung_up_n} |"
     );
     println!();
     println!(

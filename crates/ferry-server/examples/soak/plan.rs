@@ -244,7 +244,12 @@ pub(crate) fn plan(settings: &PlanSettings, seed: u64) -> Vec<Job> {
                 _ => Abort {
                     at: size,
                     kind: AbortKind::AfterBody,
-                    after_body: Duration::from_millis(rng.range(0, 1500)),
+                    // Mostly soon after the body, while ferry completes the upload and delivers.
+                    after_body: Duration::from_millis(if rng.chance(0.7) {
+                        rng.range(0, 150)
+                    } else {
+                        rng.range(0, 1500)
+                    }),
                 },
             });
             let caption =
