@@ -64,6 +64,11 @@ pub async fn serve(
         }
     }
     while connections.join_next().await.is_some() {}
+    // Uploads whose body was all in finish storing and delivering even if their client is gone.
+    state.completions.close();
+    if tokio::time::timeout(grace + Duration::from_secs(60), state.completions.wait()).await.is_err() {
+        tracing::error!("some received uploads did not finish delivering in time");
+    }
     // Cancelled uploads abort their multipart uploads in the background: wait for that.
     if tokio::time::timeout(Duration::from_secs(30), state.uploader.cleanups_settled()).await.is_err() {
         tracing::error!("some multipart uploads could not be aborted in time; the reaper will");

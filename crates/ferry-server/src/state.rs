@@ -43,6 +43,9 @@ pub struct Inner {
     pub links: LinkSigner,
     /// Ticket verifier, when tickets are enabled.
     pub tickets: Option<TicketVerifier>,
+    /// Uploads whose body is all in, completing and delivering in tasks of their own (a client
+    /// that hangs up then does not cancel them); shutdown waits for them.
+    pub completions: tokio_util::task::TaskTracker,
 }
 
 impl std::ops::Deref for AppState {
@@ -144,6 +147,7 @@ impl AppState {
             metrics: Metrics::default(),
             links,
             tickets,
+            completions: tokio_util::task::TaskTracker::new(),
             config,
         })))
     }

@@ -199,15 +199,15 @@ async fn handle(state: &AppState, request: Request) -> Result<(Value, u64), AppE
             .map_err(|e| AppError::new(StatusCode::UNAUTHORIZED, "invalid_ticket", e.message()))?;
     }
 
-    let (object, summary) = if let Some(boundary) = boundary {
+    let (upload, last, summary) = if let Some(boundary) = boundary {
         let mut stored = None;
         match read_form(state, &caller, &mut declared, max_size, body, &boundary, &mut stored).await {
             Ok(()) => stored
                 .ok_or_else(|| AppError::bad_request("invalid_multipart", "no `file` part in the form"))?,
             Err(error) => {
-                // A form that goes wrong after its file was stored keeps nothing.
-                if let Some((object, _)) = &stored {
-                    discard(state, object).await;
+                // A form that goes wrong after its file arrived keeps nothing.
+                if let Some((upload, _, _)) = stored {
+                    upload.abort().await;
                 }
                 return Err(error);
             }
@@ -216,15 +216,40 @@ async fn handle(state: &AppState, request: Request) -> Result<(Value, u64), AppE
         store(state, &caller, &declared, max_size, declared.len, body).await?
     };
 
-    let delivered = match deliver(state, &caller, &declared, &object, &summary).await {
-        Ok(delivered) => delivered,
-        Err(error) => {
-            discard(state, &object).await;
-            return Err(error);
+    // The whole body is in and checked. Completing and delivering run in a task of their own: a
+    // client that hangs up now (a closed tab) cancels neither, so the file is never left stored
+    // but undelivered, or completed but unverified.
+    let state = state.clone();
+    let completion = state.completions.spawn({
+        let state = state.clone();
+        async move {
+            let object = upload.finish(last, &summary).await.map_err(|e| AppError::storage(&e))?;
+            match deliver(&state, &caller, &declared, &object, &summary).await {
+                Ok(delivered) => {
+                    Ok((reference(&state, &caller, &declared, &object, &summary, delivered), object.size))
+                }
+                Err(error) => {
+                    discard(&state, &object).await;
+                    tracing::info!(code = error.code, "delivery failed; the stored file was deleted");
+                    Err(error)
+                }
+            }
         }
-    };
-    Ok((reference(state, &caller, &declared, &object, &summary, delivered), object.size))
+    });
+    completion.await.map_err(|e| {
+        tracing::error!(error = %e, "an upload's completion task failed");
+        // Only a panic in the task gets here (nothing aborts it).
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "the upload could not be completed",
+        )
+    })?
 }
+
+/// An upload whose body is all in: the multipart upload (or pending single PUT), its last part and
+/// the chunker's summary.
+type Received = (ObjectUpload, Option<ferry_core::chunk::Part>, ObjectSummary);
 
 /// Reads a multipart/form-data body: the `file` part is streamed into S3 (into `stored`), a `text`
 /// part is the caption, other parts are read and dropped. Everything but the file's content is held
@@ -237,7 +262,7 @@ async fn read_form<S>(
     max_size: u64,
     body: S,
     boundary: &str,
-    stored: &mut Option<(UploadedObject, ObjectSummary)>,
+    stored: &mut Option<Received>,
 ) -> Result<(), AppError>
 where
     S: Stream<Item = Result<Bytes, BodyError>> + Send + Unpin + 'static,
@@ -514,7 +539,7 @@ async fn store<S>(
     max_size: u64,
     declared_len: Option<u64>,
     body: S,
-) -> Result<(UploadedObject, ObjectSummary), AppError>
+) -> Result<Received, AppError>
 where
     S: Stream<Item = Result<Bytes, BodyError>> + Unpin,
 {
@@ -552,7 +577,7 @@ async fn stream_parts<S>(
     mut chunker: Chunker,
     mut body: S,
     upload: &mut Option<ObjectUpload>,
-) -> Result<(UploadedObject, ObjectSummary), AppError>
+) -> Result<Received, AppError>
 where
     S: Stream<Item = Result<Bytes, BodyError>> + Unpin,
 {
@@ -624,8 +649,7 @@ where
         return Err(mismatch("Repr-Digest"));
     }
     let upload = upload.take().expect("upload present until finished");
-    let object = upload.finish(last, &summary).await.map_err(|e| AppError::storage(&e))?;
-    Ok((object, summary))
+    Ok((upload, last, summary))
 }
 
 fn mismatch(header: &str) -> AppError {

@@ -303,3 +303,64 @@ async fn open_messaging_deployments_deliver_the_signed_link() {
     assert_eq!(response.status(), 400);
     assert_eq!(ferry.stored_keys().await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_after_its_body_leaves_no_half_done_upload() {
+    use tokio::io::AsyncWriteExt as _;
+    let ferry = Ferry::start().await;
+    let mut outcomes = Vec::new();
+    for (i, len) in [7usize << 20, 300 << 10, 12 << 20].into_iter().enumerate() {
+        let data = random_bytes(len, 31 + i as u64);
+        let mut stream =
+            tokio::net::TcpStream::connect(ferry.url.trim_start_matches("http://")).await.unwrap();
+        let head = format!(
+            "POST /v1/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nX-Genesys-Deployment-Id: {DEPLOYMENT}\r\nContent-Type: application/octet-stream\r\nX-File-Name: closed-tab-{i}.bin\r\nContent-Length: {}\r\n\r\n",
+            ferry.token(),
+            data.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&data).await.unwrap();
+        // The tab closes the moment the last byte is out, before any answer.
+        drop(stream);
+        // Wait until ferry is idle again: no upload holding budget, no completion, no abort running.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            ferry.state.uploader.cleanups_settled().await;
+            if ferry.state.budget_used_bytes() == 0 && ferry.state.completions.is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "ferry never settled after the client left");
+        }
+        // Either ferry had the whole body (then the file is stored and delivered exactly once), or it
+        // was cut off first (then nothing is kept): never stored but undelivered.
+        let keys = ferry.stored_keys().await;
+        let conversation =
+            serde_json::to_value(ferry.stack.genesys.state().conversation(ferry.token()).unwrap()).unwrap();
+        let sha = sha256_hex(&data);
+        let attachments = conversation["attachments"].as_array().map_or(0, |a| {
+            a.iter().filter(|x| x["state"] == "uploaded" && x["sha256"] == sha.as_str()).count()
+        });
+        let links = conversation["messages"].as_array().map_or(0, |m| {
+            m.iter()
+                .filter(|x| x["text"].as_str().is_some_and(|t| t.contains(&format!("closed-tab-{i}.bin"))))
+                .count()
+        });
+        let kept = keys
+            .iter()
+            .filter(|k| !outcomes.iter().any(|(key, _): &(String, bool)| key == *k))
+            .cloned()
+            .collect::<Vec<_>>();
+        match kept.as_slice() {
+            [] => assert_eq!((attachments, links), (0, 0), "nothing stored, so nothing may be claimed"),
+            [key] => {
+                assert_eq!(ferry.object(key).await, data);
+                assert_eq!(attachments + links, 1, "stored, so delivered exactly once: {conversation}");
+                outcomes.push((key.clone(), true));
+            }
+            more => panic!("more than one object for one upload: {more:?}"),
+        }
+        assert_eq!(ferry.open_multipart_uploads().await, 0);
+    }
+    assert!(ferry.stack.genesys.state().violations().is_empty());
+}
