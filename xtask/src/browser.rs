@@ -13,6 +13,13 @@ use std::time::Instant;
 const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
 
 pub(crate) fn run() -> Result<()> {
+    run_with(true)
+}
+
+/// The browser test; `build: false` uses the `ferry` binary already in `target/debug` (after
+/// `cargo test --workspace`, which builds it for the e2e suite, a second build would only redo the
+/// work with other feature choices).
+pub(crate) fn run_with(build: bool) -> Result<()> {
     let started = Instant::now();
     let root = project_root();
     let dir = root.join("xtask").join("browser");
@@ -32,9 +39,11 @@ pub(crate) fn run() -> Result<()> {
     if needs_install(&dir) {
         run_checked(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))?;
     }
-    run_checked(cargo().args(["build", "-p", "ferry-server", "--bin", "ferry"]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let ferry = target.join("debug").join(format!("ferry{}", std::env::consts::EXE_SUFFIX));
+    if build || !ferry.is_file() {
+        run_checked(cargo().args(["build", "-p", "ferry-server", "--bin", "ferry"]))?;
+    }
     run_checked(
         Command::new("node")
             .arg("demo.test.mjs")

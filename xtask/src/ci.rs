@@ -47,7 +47,7 @@ pub(crate) fn run() -> Result<()> {
     drop(localstack);
     result?;
     step("browser");
-    crate::browser::run()?;
+    crate::browser::run_with(false)?;
     step("done");
     Ok(())
 }
