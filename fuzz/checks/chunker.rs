@@ -1,12 +1,13 @@
 //! Fuzz check of `ferry_core::chunk::Chunker` under `ferry_core::plan::plan_parts`: any input, any
 //! frame splits, declared or not, declared right or wrong. Shared by the fuzz target and by
-//! ferry-core's regression test (`tests/it/fuzz_regressions.rs`), so both assert the same things.
+//! ferry-core's regression test (`tests/it/fuzz_chunker.rs`), so both assert the same things.
 //!
-//! Input layout: `[flags, delta, length_lo, length_hi, cut_count, cuts (2 bytes each)…, payload…]`
+//! Input layout: `[flags, delta, stretch_lo, stretch_hi, cut_count, cuts (2 bytes each)…, payload…]`
 //! (a short input is padded with zeros). `flags`: bit 0 declares the length, bit 1 picks CRC-64/NVME
-//! over CRC-32C, bit 2 asks for SHA-256, bits 3–4 make the declared length (or, undeclared, the
-//! maximum) `len`, `len + delta` or `len - delta`, bits 5–7 all set stretch the payload (repeated)
-//! to about 5 MiB, or 10 MiB when `delta` is 0xf0 or more, so that inputs cross part boundaries.
+//! over CRC-32C, bit 2 asks for SHA-256, bits 3–4 make the declared length
+//! (or, undeclared, the maximum) `len`, `len + delta` or `len - delta`, bits 5–7 all set stretch the
+//! payload (repeated) to 5 MiB ± 32 KiB (by `stretch`), or 10 MiB ± 32 KiB when `delta` is 0xf0 or
+//! more, so that inputs cross part boundaries. Cut points are scaled to the data's length.
 
 use bytes::Bytes;
 use ferry_core::checksum::{CrcAlgorithm, Md5, Sha256};

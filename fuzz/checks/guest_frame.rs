@@ -1,7 +1,7 @@
 //! Fuzz check of the guest protocol's JSON parsing (`ferry_genesys::protocol`): any bytes as a
 //! server frame ([`Frame`]) or a guest request ([`Request`]). Parsing never panics; whatever parses
 //! re-serialises, and that text parses back to an equal value. Shared by the fuzz target and by
-//! ferry-genesys's regression test (`tests/it/fuzz_regressions.rs`).
+//! ferry-genesys's regression test (`tests/it/fuzz_guest_frame.rs`).
 
 use ferry_genesys::protocol::{Frame, FrameBody, Request};
 

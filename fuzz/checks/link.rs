@@ -2,7 +2,7 @@
 //! `expires` and `signature` strings never panic, and a link verifies exactly when it is one the
 //! signer made (same id, the canonical `expires`, the signer's own signature text) and has not
 //! expired. Shared by the fuzz target and by ferry-server's regression test
-//! (`tests/it/fuzz_regressions.rs`).
+//! (`tests/it/fuzz_link.rs`).
 //!
 //! Input layout: `[mode, now (8 bytes LE), expires (8 bytes LE), field 0xff field 0xff field…]`.
 //! Mode bit 0 signs the id with the signer (else `signature` is field 2 as is); bit 1 also runs the

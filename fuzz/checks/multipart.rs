@@ -4,7 +4,7 @@
 //! The answer is never a panic and never a 5xx: it is 201 with a reference to a stored object whose
 //! bytes match its MD5, or a 4xx with a JSON error body and nothing stored and no multipart upload
 //! left behind. Shared by the fuzz target and by ferry-server's regression test
-//! (`tests/it/fuzz_regressions.rs`).
+//! (`tests/it/fuzz_multipart.rs`).
 
 use ferry_sandbox::genesys::DEMO_DEPLOYMENT_ID;
 use ferry_server::dev::{DEV_BUCKET, DEV_TICKET_SECRET, DevStack, start_stack};
