@@ -113,7 +113,7 @@ fn fuzz(target: &str, seconds: u64) -> Result<Outcome> {
     );
     let mut child = cmd.spawn().context("starting cargo fuzz")?;
     let stderr = child.stderr.take().context("cargo fuzz's stderr")?;
-    let (mut runs, mut execs_per_sec) = (None, None);
+    let (mut runs, mut execs_per_sec, mut corpus) = (None, None, None);
     for line in BufReader::new(stderr).lines() {
         let line = line?;
         writeln!(log, "{line}")?;
@@ -123,10 +123,18 @@ fn fuzz(target: &str, seconds: u64) -> Result<Outcome> {
         }
         let stat = |name: &str| line.strip_prefix(name).and_then(|v| v.trim().parse::<u64>().ok());
         runs = stat("stat::number_of_executed_units:").or(runs);
+        // libFuzzer's own corpus count (the folder also keeps inputs that reductions replaced).
+        if line.contains("DONE") {
+            corpus = line
+                .split_once("corp: ")
+                .and_then(|(_, rest)| rest.split('/').next())
+                .and_then(|n| n.parse().ok())
+                .or(corpus);
+        }
         execs_per_sec = stat("stat::average_exec_per_sec:").or(execs_per_sec);
     }
     let status = child.wait()?;
-    let corpus = std::fs::read_dir(&work).map_or(0, |d| d.count());
+    let corpus = corpus.unwrap_or_else(|| std::fs::read_dir(&work).map_or(0, |d| d.count()));
     Ok(Outcome {
         target: target.to_owned(),
         seconds,
