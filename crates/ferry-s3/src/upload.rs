@@ -350,22 +350,15 @@ impl ObjectUpload {
                 };
                 let out =
                     req.customize().disable_payload_signing().send().await.map_err(AttemptError::from)?;
-                let etag = out.e_tag().map(unquote_etag).unwrap_or_default().to_owned();
-                if !inner.config.opaque_etags && !etag_matches(&etag, &md5.to_hex()) {
-                    return Err(AttemptError::mismatch(Some(1), "etag", md5.to_hex(), etag));
-                }
-                if let Some(c) = crc {
-                    let returned =
-                        returned_checksum(c.algorithm, out.checksum_crc32_c(), out.checksum_crc64_nvme());
-                    if let Some(returned) = returned.filter(|r| !checksum_matches(r, &c)) {
-                        return Err(AttemptError::mismatch(
-                            Some(1),
-                            c.algorithm.s3_name(),
-                            c.to_base64(),
-                            returned.to_owned(),
-                        ));
-                    }
-                }
+                let etag = verify_stored(
+                    &inner.config,
+                    1,
+                    md5,
+                    crc,
+                    out.e_tag(),
+                    out.checksum_crc32_c(),
+                    out.checksum_crc64_nvme(),
+                )?;
                 Ok((etag, out.version_id))
             }
         })
@@ -581,23 +574,16 @@ async fn upload_part(
                 None => req,
             };
             let out = req.customize().disable_payload_signing().send().await.map_err(AttemptError::from)?;
-            let etag = out.e_tag().map(unquote_etag).unwrap_or_default().to_owned();
-            if !inner.config.opaque_etags && !etag_matches(&etag, &md5.to_hex()) {
-                // What S3 stored is not what was sent: send this part number again.
-                return Err(AttemptError::mismatch(Some(number), "etag", md5.to_hex(), etag));
-            }
-            if let Some(c) = crc {
-                let returned =
-                    returned_checksum(c.algorithm, out.checksum_crc32_c(), out.checksum_crc64_nvme());
-                if let Some(returned) = returned.filter(|r| !checksum_matches(r, &c)) {
-                    return Err(AttemptError::mismatch(
-                        Some(number),
-                        c.algorithm.s3_name(),
-                        c.to_base64(),
-                        returned.to_owned(),
-                    ));
-                }
-            }
+            // A mismatch means what S3 stored is not what was sent: this part number goes again.
+            let etag = verify_stored(
+                &inner.config,
+                number,
+                md5,
+                crc,
+                out.e_tag(),
+                out.checksum_crc32_c(),
+                out.checksum_crc64_nvme(),
+            )?;
             Ok(etag)
         }
     })
@@ -649,6 +635,36 @@ async fn delete_object(inner: &Inner, key: &str) {
     if let Err(error) = result {
         tracing::error!(%key, %error, "could not delete an unverified object");
     }
+}
+
+/// Compares what S3 says it stored for a part (or a single PUT) with what was sent: the ETag with
+/// the MD5 (unless ETags are opaque) and any returned checksum with the CRC. Returns the unquoted
+/// ETag; a mismatch is a transient attempt error, so the same part number is sent again.
+fn verify_stored(
+    config: &crate::UploadConfig,
+    part: u32,
+    md5: Md5,
+    crc: Option<Crc>,
+    etag: Option<&str>,
+    crc32c: Option<&str>,
+    crc64: Option<&str>,
+) -> Result<String, AttemptError> {
+    let etag = etag.map(unquote_etag).unwrap_or_default().to_owned();
+    if !config.opaque_etags && !etag_matches(&etag, &md5.to_hex()) {
+        return Err(AttemptError::mismatch(Some(part), "etag", md5.to_hex(), etag));
+    }
+    if let Some(c) = crc
+        && let Some(returned) =
+            returned_checksum(c.algorithm, crc32c, crc64).filter(|r| !checksum_matches(r, &c))
+    {
+        return Err(AttemptError::mismatch(
+            Some(part),
+            c.algorithm.s3_name(),
+            c.to_base64(),
+            returned.to_owned(),
+        ));
+    }
+    Ok(etag)
 }
 
 fn sdk_algorithm(alg: CrcAlgorithm) -> ChecksumAlgorithm {

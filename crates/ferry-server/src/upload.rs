@@ -13,13 +13,12 @@ use crate::names;
 use crate::sniff;
 use crate::state::AppState;
 use crate::tickets::Claims;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ferry_core::checksum::{Md5, Sha256};
 use ferry_core::chunk::{ChunkError, Chunker, ObjectSummary};
-use ferry_core::plan::{MIB, PlanError, PlanLimits, plan_parts};
+use ferry_core::plan::{MIB, PlanLimits, plan_parts};
 use ferry_genesys::SessionToken;
 use ferry_genesys::guest::{Delivery, Fallback, FileMeta, UploadBody};
 use ferry_s3::{ObjectMeta, ObjectUpload, UploadedObject};
@@ -545,10 +544,8 @@ where
 {
     let limits =
         PlanLimits { preferred_part_size: state.config.s3.part_size_mib * MIB, max_file_size: max_size };
-    let plan = plan_parts(declared_len, &limits).map_err(|e| match e {
-        PlanError::FileTooLarge { .. } | PlanError::BeyondMultipartLimit { .. } => too_large(max_size),
-        _ => too_large(max_size),
-    })?;
+    // Every planning error is a size the service does not take.
+    let plan = plan_parts(declared_len, &limits).map_err(|_| too_large(max_size))?;
     let mode = state.uploader.config().checksum_mode;
     let chunker = Chunker::new(plan, mode.chunker_options(true));
     let (key, _) = object_key(state, caller.deployment());
@@ -869,12 +866,6 @@ fn reference(
         reference["text"] = json!(caption);
     }
     reference
-}
-
-/// Turns a body into a stream for tests.
-#[doc(hidden)]
-pub fn body_stream(body: Body) -> impl Stream<Item = Result<Bytes, axum::Error>> {
-    body.into_data_stream()
 }
 
 #[cfg(test)]
