@@ -16,16 +16,7 @@ pub(crate) const PART: u64 = 5 * MIB;
 
 /// Deterministic pseudo-random bytes.
 pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    ferry_sandbox::data::pseudo_random(b"", len, seed)
 }
 
 /// A retry policy fast enough for tests.

@@ -477,17 +477,7 @@ impl RawUpload {
 
 /// Deterministic pseudo-random bytes after a `head` (a magic number, say).
 pub(crate) fn bytes(head: &[u8], len: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    out.extend_from_slice(head);
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    ferry_sandbox::data::pseudo_random(head, len, seed)
 }
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
