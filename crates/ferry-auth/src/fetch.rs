@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use ferry_core::retry::{RetryClass, RetryDecision, classify, parse_retry_after_seconds};
+use ferry_core::retry::{RetryClass, RetryDecision, Schedule, classify, parse_retry_after_seconds};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -63,24 +63,17 @@ impl Fetcher {
         config: &AuthConfig,
         counter: &RequestCounter<'_>,
     ) -> Result<Granted, Error> {
-        let started = Instant::now();
-        let mut attempt = 0u32;
+        let mut schedule =
+            Schedule::new(config.retry, Instant::now().into_std(), rand::random::<u64> as fn() -> u64);
         loop {
-            attempt += 1;
+            let attempt = schedule.attempt();
             counter.sent();
             let error = match self.attempt(config).await {
                 Ok(granted) => return Ok(granted),
                 Err(error) => error,
             };
             let class = error.failure().map_or(RetryClass::Fatal, |failure| classify(&failure));
-            let decision = config.retry.decide(
-                class,
-                attempt,
-                started.elapsed(),
-                error.retry_after(),
-                rand::random::<u64>(),
-            );
-            match decision {
+            match schedule.on_failure(class, Instant::now().into_std(), error.retry_after()) {
                 RetryDecision::RetryAfter(delay) => {
                     tracing::warn!(attempt, ?delay, error = %error, "token request failed; retrying");
                     tokio::time::sleep(delay).await;

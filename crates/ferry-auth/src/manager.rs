@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ferry_core::retry::{RetryClass, RetryDecision, RetryPolicy};
+use ferry_core::retry::{RetryClass, RetryDecision, RetryPolicy, Schedule};
 use ferry_core::token::{Freshness, expiry};
 use tokio::time::Instant;
 
@@ -53,7 +53,8 @@ struct State {
 struct FailureState {
     error: Error,
     retry_at: Instant,
-    consecutive: u32,
+    /// Consecutive failed fetches so far, and the pause each one earns.
+    backoff: Schedule,
 }
 
 impl State {
@@ -225,10 +226,19 @@ impl Inner {
                 Ok(token)
             }
             Err(error) => {
-                let consecutive = state.failure.as_ref().map_or(0, |f| f.consecutive) + 1;
-                let pause = self.failure_pause(consecutive, &error);
-                state.failure =
-                    Some(FailureState { error: error.clone(), retry_at: now + pause, consecutive });
+                // Consecutive failures share one schedule, so each pause grows from the last.
+                let mut backoff = state.failure.take().map_or_else(
+                    || {
+                        Schedule::new(
+                            self.failure_policy(),
+                            now.into_std(),
+                            rand::random::<u64> as fn() -> u64,
+                        )
+                    },
+                    |failure| failure.backoff,
+                );
+                let pause = self.failure_pause(&mut backoff, now, &error);
+                state.failure = Some(FailureState { error: error.clone(), retry_at: now + pause, backoff });
                 match stale.filter(|token| token.freshness(now).is_usable()) {
                     Some(token) => {
                         tracing::warn!(error = %error, ?pause, "token refresh failed; the current token is still valid");
@@ -243,25 +253,25 @@ impl Inner {
         }
     }
 
-    /// How long to wait after the `consecutive`-th failed fetch before fetching again.
-    fn failure_pause(&self, consecutive: u32, error: &Error) -> Duration {
-        let max = self.config.max_failure_backoff.max(self.config.failure_backoff);
+    /// The back-off between failed fetches: doubling from `failure_backoff` up to
+    /// `max_failure_backoff`, for as long as the failures go on.
+    fn failure_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: u32::MAX,
+            initial_delay: self.config.failure_backoff,
+            max_delay: self.config.max_failure_backoff.max(self.config.failure_backoff),
+            max_elapsed: Duration::MAX,
+        }
+    }
+
+    /// How long to wait after the failed fetch that `backoff` has counted so far before fetching
+    /// again; rejected credentials wait the longest.
+    fn failure_pause(&self, backoff: &mut Schedule, now: Instant, error: &Error) -> Duration {
+        let max = self.failure_policy().max_delay;
         if error.is_configuration_error() {
             return max;
         }
-        let schedule = RetryPolicy {
-            max_attempts: u32::MAX,
-            initial_delay: self.config.failure_backoff,
-            max_delay: max,
-            max_elapsed: Duration::MAX,
-        };
-        match schedule.decide(
-            RetryClass::Transient,
-            consecutive,
-            Duration::ZERO,
-            error.retry_after(),
-            rand::random(),
-        ) {
+        match backoff.on_failure(RetryClass::Transient, now.into_std(), error.retry_after()) {
             RetryDecision::RetryAfter(pause) => pause,
             RetryDecision::GiveUp(_) => max,
         }
@@ -294,7 +304,7 @@ impl fmt::Debug for TokenManager {
             .field("login_url", &self.inner.config.login_url)
             .field("client_id", &self.inner.config.client_id)
             .field("cached_token", &state.token)
-            .field("failing", &state.failure.as_ref().map(|f| f.consecutive))
+            .field("failing", &state.failure.as_ref().map(|f| f.backoff.attempt() - 1))
             .finish_non_exhaustive()
     }
 }

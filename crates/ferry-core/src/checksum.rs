@@ -242,25 +242,13 @@ impl fmt::Display for Sha256 {
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
+    ::hex::encode(bytes)
 }
 
+/// `N` bytes from exactly `2 × N` hex digits (either case).
 fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    let text = text.as_bytes();
-    if text.len() != N * 2 {
-        return None;
-    }
     let mut out = [0u8; N];
-    for (i, pair) in text.chunks_exact(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
+    ::hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 

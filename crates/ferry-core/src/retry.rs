@@ -155,6 +155,87 @@ impl RetryPolicy {
     }
 }
 
+/// A source of uniformly random `u64`s for jitter. Any `FnMut() -> u64` is one, so the async
+/// crates pass `rand::random::<u64>` and tests pass a seeded generator.
+pub trait Jitter {
+    /// The next random number.
+    fn next_u64(&mut self) -> u64;
+}
+
+impl<F: FnMut() -> u64> Jitter for F {
+    fn next_u64(&mut self) -> u64 {
+        self()
+    }
+}
+
+/// One operation's retries: the policy, the attempts made so far, when the first one started and
+/// the random source. Every retry loop in the workspace is driven by one of these, so the attempt
+/// count, the elapsed time and the jitter are kept in one place.
+///
+/// Sans-IO: `now` is an argument and nothing sleeps. The caller makes an attempt, and on a failure
+/// asks [`Schedule::on_failure`] what to do: wait the delay it answers and try again, or give up.
+///
+/// ```
+/// use ferry_core::retry::{RetryClass, RetryDecision, RetryPolicy, Schedule};
+/// use std::time::{Duration, Instant};
+///
+/// let start = Instant::now();
+/// let mut schedule = Schedule::new(RetryPolicy::default(), start, || 0u64);
+/// assert_eq!(
+///     schedule.on_failure(RetryClass::Transient, start, None),
+///     RetryDecision::RetryAfter(Duration::from_millis(50))
+/// );
+/// assert_eq!(schedule.attempt(), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Schedule<J = fn() -> u64> {
+    policy: RetryPolicy,
+    attempt: u32,
+    started: std::time::Instant,
+    jitter: J,
+}
+
+impl<J: Jitter> Schedule<J> {
+    /// A schedule whose first attempt starts at `started`.
+    pub fn new(policy: RetryPolicy, started: std::time::Instant, jitter: J) -> Self {
+        Self { policy, attempt: 1, started, jitter }
+    }
+
+    /// The number of the attempt under way (1 for the first).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The policy this schedule follows.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Decides what follows the failure of the attempt under way, classified `class`, at `now`,
+    /// with the server's `Retry-After` if it sent one. On `RetryAfter` the attempt count moves on,
+    /// so [`Schedule::attempt`] names the next attempt.
+    pub fn on_failure(
+        &mut self,
+        class: RetryClass,
+        now: std::time::Instant,
+        retry_after: Option<Duration>,
+    ) -> RetryDecision {
+        let elapsed = now.saturating_duration_since(self.started);
+        let decision = self.policy.decide(class, self.attempt, elapsed, retry_after, self.jitter.next_u64());
+        if let RetryDecision::RetryAfter(_) = decision {
+            self.attempt = self.attempt.saturating_add(1);
+        }
+        decision
+    }
+
+    /// Starts counting again from a first attempt at `now` (after a success that resets a
+    /// back-off, for instance).
+    pub fn reset(&mut self, now: std::time::Instant) {
+        self.attempt = 1;
+        self.started = now;
+    }
+}
+
 /// Parses an HTTP `Retry-After` given in seconds (the form S3, Genesys and most APIs send).
 /// HTTP dates are not accepted: deciding them needs a clock, which the caller has.
 pub fn parse_retry_after_seconds(value: &str) -> Option<Duration> {
@@ -268,5 +349,69 @@ mod tests {
         assert_eq!(parse_retry_after_seconds("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(parse_retry_after_seconds("-1"), None);
         assert_eq!(parse_retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    /// A seeded xorshift64* generator: deterministic jitter for the schedule's tests.
+    fn seeded(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    #[test]
+    fn schedule_counts_attempts_and_time() {
+        let start = std::time::Instant::now();
+        let policy = RetryPolicy {
+            max_attempts: 4,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            max_elapsed: Duration::from_secs(10),
+        };
+        let mut schedule = Schedule::new(policy, start, seeded(7));
+        let t = RetryClass::Transient;
+        let mut delays = Vec::new();
+        while let RetryDecision::RetryAfter(d) = schedule.on_failure(t, start, None) {
+            delays.push(d);
+        }
+        assert_eq!(delays.len(), 3, "4 attempts in all: 3 waits");
+        assert_eq!(schedule.attempt(), 4);
+        // Equal jitter: each delay lies in [ceiling/2, ceiling].
+        for (i, d) in delays.iter().enumerate() {
+            let ceiling = Duration::from_millis(100 << i);
+            assert!(*d >= ceiling / 2 && *d <= ceiling, "{i}: {d:?}");
+        }
+        // The same seed gives the same delays.
+        let mut again = Schedule::new(policy, start, seeded(7));
+        let replay: Vec<_> = (0..3)
+            .map(|_| match again.on_failure(t, start, None) {
+                RetryDecision::RetryAfter(d) => d,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(delays, replay);
+
+        // Time runs out: the elapsed time comes from `now`, not from a clock.
+        let mut late = Schedule::new(policy, start, seeded(1));
+        assert_eq!(
+            late.on_failure(t, start + Duration::from_secs(10), None),
+            RetryDecision::GiveUp(GiveUpReason::TimeExhausted)
+        );
+        assert_eq!(late.attempt(), 1, "a give-up does not move the count");
+        // Retry-After is a floor; fatal failures stop at once; reset starts over.
+        let mut s = Schedule::new(policy, start, seeded(3));
+        assert_eq!(
+            s.on_failure(t, start, Some(Duration::from_secs(2))),
+            RetryDecision::RetryAfter(Duration::from_secs(2))
+        );
+        assert_eq!(s.on_failure(RetryClass::Fatal, start, None), RetryDecision::GiveUp(GiveUpReason::Fatal));
+        s.reset(start + Duration::from_secs(100));
+        assert_eq!(s.attempt(), 1);
+        assert!(matches!(
+            s.on_failure(t, start + Duration::from_secs(100), None),
+            RetryDecision::RetryAfter(_)
+        ));
     }
 }
