@@ -27,8 +27,11 @@
 //! 4009 (unknown); requests on a read-only conversation get `class: "string"` code 4000; errors
 //! without a JSON class use `class: "string"` with the code on the frame.
 
+mod actions;
 mod server;
 mod state;
+mod uploads;
+mod wire;
 
 pub use state::EmulatorState;
 

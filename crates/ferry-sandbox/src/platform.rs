@@ -17,6 +17,14 @@
 //!   arrived.
 //!
 //! Expiry uses tokio's clock, so tests on paused time see tokens expire when they advance it.
+//!
+//! This file holds the configuration, the state and the router; `oauth` the token endpoint, `api`
+//! the bearer check and the Genesys error bodies, `open_messaging` the inbound messages and the
+//! attachment fetches.
+
+mod api;
+mod oauth;
+mod open_messaging;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -24,18 +32,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use base64::Engine as _;
 use serde::Serialize;
-use serde_json::{Value, json};
-use sha2::Digest as _;
+use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -357,13 +361,13 @@ impl Drop for PlatformEmulator {
 /// The emulator's routes over `state`.
 pub fn router(state: PlatformState) -> Router {
     Router::new()
-        .route("/oauth/token", post(token))
-        .route("/api/v2/organizations/me", get(organization))
+        .route("/oauth/token", post(oauth::token))
+        .route("/api/v2/organizations/me", get(api::organization))
         .route(
             "/api/v2/conversations/messages/{integration_id}/inbound/open/message",
-            post(inbound_open_message),
+            post(open_messaging::inbound_open_message),
         )
-        .route("/sandbox/platform/open-messages", get(list_open_messages))
+        .route("/sandbox/platform/open-messages", get(open_messaging::list_open_messages))
         .layer(middleware::from_fn_with_state(state.clone(), platform_headers))
         .with_state(state)
 }
@@ -380,352 +384,4 @@ async fn platform_headers(State(state): State<PlatformState>, request: Request, 
         headers.insert("ININ-Correlation-Id", id);
     }
     response
-}
-
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, Json(json!({"error": error, "description": description, "error_description": description})))
-        .into_response()
-}
-
-/// The Genesys platform `ErrorBody`.
-fn error_body(status: StatusCode, code: &str, message: &str, details: Vec<Value>) -> Response {
-    let body = json!({
-        "message": message,
-        "code": code,
-        "status": status.as_u16(),
-        "contextId": uuid::Uuid::new_v4().to_string(),
-        "details": details,
-        "errors": [],
-    });
-    (status, Json(body)).into_response()
-}
-
-fn too_many_requests(retry_after_secs: u64) -> Response {
-    let mut response = error_body(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too.many.requests.retry.after",
-        &format!("Rate limit exceeded the maximum. Retry the request in [{retry_after_secs}] seconds"),
-        Vec::new(),
-    );
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    response
-}
-
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (id, secret) = text.split_once(':')?;
-    Some((id.to_owned(), secret.to_owned()))
-}
-
-async fn token(State(state): State<PlatformState>, headers: HeaderMap, body: Bytes) -> Response {
-    let fault = {
-        let mut inner = state.lock();
-        inner.token_requests += 1;
-        inner.token_faults.pop_front()
-    };
-    match fault {
-        Some(TokenFault::Status(status)) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return oauth_error(status, "server_error", "scripted failure");
-        }
-        Some(TokenFault::RateLimited { retry_after_secs }) => {
-            let mut response =
-                oauth_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "scripted rate limit");
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            return response;
-        }
-        Some(TokenFault::MalformedJson) => {
-            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"access_token\": ")
-                .into_response();
-        }
-        None => {}
-    }
-    let form = String::from_utf8_lossy(&body);
-    let grant = form.split('&').filter_map(|pair| pair.split_once('=')).find(|(key, _)| *key == "grant_type");
-    match grant {
-        Some((_, "client_credentials")) => {}
-        Some(_) => {
-            return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "unsupported grant");
-        }
-        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
-    }
-    let Some((client_id, secret)) = basic_credentials(&headers) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required");
-    };
-    let mut inner = state.lock();
-    if !inner.config.clients.iter().any(|(id, s)| *id == client_id && *s == secret) {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", "client not found or secret mismatch");
-    }
-    let lifetime = inner.config.token_lifetime;
-    let expires_in = lifetime.as_secs().max(1);
-    let access_token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    inner.tokens_issued += 1;
-    inner
-        .tokens
-        .insert(access_token.clone(), IssuedToken { client_id, expires_at: Instant::now() + lifetime });
-    Json(json!({"access_token": access_token, "token_type": "bearer", "expires_in": expires_in}))
-        .into_response()
-}
-
-/// Checks the bearer token and serves scripted API faults; `Ok(client id)` or the error response.
-fn authenticate(state: &PlatformState, headers: &HeaderMap) -> Result<String, Box<Response>> {
-    let (client_id, fault) = {
-        let mut inner = state.lock();
-        inner.api_requests += 1;
-        let allowed = inner.config.rate_limit_allowed;
-        if inner.window_count > allowed {
-            let reset = inner
-                .window_start
-                .map(|start| inner.config.rate_limit_window.saturating_sub(start.elapsed()))
-                .unwrap_or_default();
-            return Err(Box::new(too_many_requests(reset.as_secs().max(1))));
-        }
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_owned());
-        let Some(bearer) = bearer else {
-            return Err(Box::new(error_body(
-                StatusCode::UNAUTHORIZED,
-                "authentication.required",
-                "No authentication bearer token specified in authorization header.",
-                Vec::new(),
-            )));
-        };
-        let now = Instant::now();
-        let client_id = match inner.tokens.get(&bearer) {
-            Some(issued) if now < issued.expires_at => issued.client_id.clone(),
-            _ => {
-                return Err(Box::new(error_body(
-                    StatusCode::UNAUTHORIZED,
-                    "bad.credentials",
-                    "Invalid login credentials.",
-                    Vec::new(),
-                )));
-            }
-        };
-        (client_id, inner.api_faults.pop_front())
-    };
-    match fault {
-        None => Ok(client_id),
-        Some(ApiFault::Status(status)) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            Err(Box::new(error_body(
-                status,
-                "scripted.failure",
-                "The sandbox was told to fail this request.",
-                Vec::new(),
-            )))
-        }
-        Some(ApiFault::RateLimited { retry_after_secs }) => {
-            Err(Box::new(too_many_requests(retry_after_secs)))
-        }
-        Some(ApiFault::Unauthorized) => Err(Box::new(error_body(
-            StatusCode::UNAUTHORIZED,
-            "bad.credentials",
-            "Invalid login credentials.",
-            Vec::new(),
-        ))),
-    }
-}
-
-async fn organization(State(state): State<PlatformState>, headers: HeaderMap) -> Response {
-    match authenticate(&state, &headers) {
-        Ok(client_id) => {
-            Json(json!({"id": "sandbox-org", "name": "ferry sandbox", "thirdPartyOrgName": client_id}))
-                .into_response()
-        }
-        Err(response) => *response,
-    }
-}
-
-async fn list_open_messages(State(state): State<PlatformState>) -> Response {
-    Json(state.open_messages()).into_response()
-}
-
-fn bad_request(message: &str, field: &str) -> Box<Response> {
-    Box::new(error_body(
-        StatusCode::BAD_REQUEST,
-        "bad.request",
-        message,
-        vec![json!({"errorCode": "invalid.property", "fieldName": field})],
-    ))
-}
-
-/// The declared attachment fields, checked.
-struct DeclaredAttachment {
-    url: String,
-    mime: Option<String>,
-    filename: Option<String>,
-    media_type: Option<String>,
-    sha256: Option<String>,
-}
-
-fn validate_open_message(body: &Value) -> Result<Vec<DeclaredAttachment>, Box<Response>> {
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-    let channel = body.get("channel").ok_or_else(|| bad_request("channel is required", "channel"))?;
-    let from = channel.get("from").ok_or_else(|| bad_request("channel.from is required", "channel.from"))?;
-    if text(from.get("id")).is_none_or(|id| id.is_empty()) {
-        return Err(bad_request("channel.from.id is required", "channel.from.id"));
-    }
-    match text(from.get("idType")).as_deref() {
-        Some("Email" | "Phone" | "Opaque") => {}
-        _ => {
-            return Err(bad_request(
-                "channel.from.idType must be Email, Phone or Opaque",
-                "channel.from.idType",
-            ));
-        }
-    }
-    if text(channel.get("time")).is_none() {
-        return Err(bad_request("channel.time is required", "channel.time"));
-    }
-    let content = match body.get("content") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items.clone(),
-        Some(_) => return Err(bad_request("content must be an array", "content")),
-    };
-    let has_text = text(body.get("text")).is_some_and(|t| !t.is_empty());
-    if content.is_empty() && !has_text {
-        return Err(bad_request("a message needs text or content", "text"));
-    }
-    let mut attachments = Vec::new();
-    for (index, item) in content.iter().enumerate() {
-        let field = |name: &str| format!("content[{index}].{name}");
-        if text(item.get("contentType")).as_deref() != Some("Attachment") {
-            return Err(bad_request("only Attachment content is emulated", &field("contentType")));
-        }
-        let attachment = item
-            .get("attachment")
-            .ok_or_else(|| bad_request("attachment is required", &field("attachment")))?;
-        let media_type = text(attachment.get("mediaType"));
-        if !matches!(media_type.as_deref(), Some("Image" | "Video" | "Audio" | "File" | "Link")) {
-            return Err(bad_request("attachment.mediaType is invalid", &field("attachment.mediaType")));
-        }
-        let url = text(attachment.get("url"))
-            .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
-            .ok_or_else(|| bad_request("attachment.url must be an http(s) URL", &field("attachment.url")))?;
-        attachments.push(DeclaredAttachment {
-            url,
-            mime: text(attachment.get("mime")),
-            filename: text(attachment.get("filename")),
-            media_type,
-            sha256: text(attachment.get("sha256")),
-        });
-    }
-    Ok(attachments)
-}
-
-async fn inbound_open_message(
-    State(state): State<PlatformState>,
-    Path(integration_id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let client_id = match authenticate(&state, &headers) {
-        Ok(client_id) => client_id,
-        Err(response) => return *response,
-    };
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return error_body(
-            StatusCode::BAD_REQUEST,
-            "bad.request",
-            "The request body is not JSON.",
-            Vec::new(),
-        );
-    };
-    let declared = match validate_open_message(&body) {
-        Ok(declared) => declared,
-        Err(response) => return *response,
-    };
-    let max = state.lock().config.max_attachment_bytes;
-    let mut attachments = Vec::new();
-    for attachment in declared {
-        attachments.push(fetch_attachment(&state.http, attachment, max).await);
-    }
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let response = json!({
-        "id": id,
-        "channel": {
-            "id": integration_id,
-            "platform": "Open",
-            "type": "Private",
-            "messageId": body.pointer("/channel/messageId"),
-            "from": body.pointer("/channel/from"),
-            "time": body.pointer("/channel/time"),
-        },
-        "type": "Text",
-        "text": body.get("text"),
-        "content": body.get("content"),
-        "direction": "Inbound",
-    });
-    state.lock().open_messages.push(ReceivedOpenMessage { id, integration_id, client_id, body, attachments });
-    (StatusCode::ACCEPTED, Json(response)).into_response()
-}
-
-/// Fetches an attachment as Genesys would, streaming it through SHA-256.
-async fn fetch_attachment(
-    http: &reqwest::Client,
-    declared: DeclaredAttachment,
-    max: u64,
-) -> FetchedAttachment {
-    let mut fetched = FetchedAttachment {
-        url: declared.url,
-        mime: declared.mime,
-        filename: declared.filename,
-        media_type: declared.media_type,
-        declared_sha256: declared.sha256,
-        status: None,
-        size: 0,
-        sha256: None,
-        sha256_matches: None,
-        error: None,
-    };
-    let mut response = match http.get(&fetched.url).send().await {
-        Ok(response) => response,
-        Err(error) => {
-            fetched.error = Some(format!("fetch failed: {}", error.without_url()));
-            return fetched;
-        }
-    };
-    fetched.status = Some(response.status().as_u16());
-    if !response.status().is_success() {
-        fetched.error = Some(format!("fetch answered HTTP {}", response.status().as_u16()));
-        return fetched;
-    }
-    let mut hasher = sha2::Sha256::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                fetched.size += chunk.len() as u64;
-                if fetched.size > max {
-                    fetched.error = Some(format!("attachment larger than {max} bytes"));
-                    return fetched;
-                }
-                hasher.update(&chunk);
-            }
-            Ok(None) => break,
-            Err(error) => {
-                fetched.error = Some(format!("fetch broke off: {}", error.without_url()));
-                return fetched;
-            }
-        }
-    }
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    let base64 = base64::engine::general_purpose::STANDARD.encode(digest);
-    fetched.sha256_matches = fetched
-        .declared_sha256
-        .as_deref()
-        .map(|declared| declared.eq_ignore_ascii_case(&hex) || declared == base64);
-    fetched.sha256 = Some(hex);
-    fetched
 }

@@ -1,7 +1,8 @@
 //! The emulator's HTTP routes: the guest WebSocket, the presigned upload and download URLs, and the
 //! inspection API.
 
-use super::state::{EmulatorState, Out, UploadGate};
+use super::state::{EmulatorState, Out};
+use super::uploads::UploadGate;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -86,10 +87,6 @@ fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 async fn upload(
     State(state): State<EmulatorState>,
     Path(key): Path<String>,
@@ -153,8 +150,8 @@ async fn upload(
     if received != target.declared_size {
         return s3_error(StatusCode::BAD_REQUEST, "IncompleteBody", "The body is shorter than declared");
     }
-    let md5_hex = hex(&md5.finalize());
-    let result = Ok((received, hex(&sha.finalize()), md5_hex.clone()));
+    let md5_hex = hex::encode(md5.finalize());
+    let result = Ok((received, hex::encode(sha.finalize()), md5_hex.clone()));
     let (event, delay) = state.finish_upload(&key, &target, result);
     let token = target.token.clone();
     tokio::spawn(async move {
