@@ -62,6 +62,6 @@ pub mod platform;
 pub mod protocol;
 mod secret;
 
-pub use error::{BoxError, Error};
+pub use error::{BoxError, Error, Fault};
 pub use hosts::GenesysEndpoints;
 pub use secret::{Secret, SessionToken};

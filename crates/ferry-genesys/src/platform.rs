@@ -2,7 +2,8 @@
 //! retry after a 401 (the refused token is invalidated first), `Retry-After` on 429, bounded
 //! jittered retries on 502/503/504 (the decisions come from [`ferry_core::retry`]), the Genesys
 //! [`ErrorBody`] and `inin-ratelimit-*` headers parsed into types, and the `ININ-Correlation-Id`
-//! kept in every error.
+//! kept in every error. Failures are the crate's one [`Error`] (`Auth`, `Api`, `ApiTransport`,
+//! `ApiDecode`, `InvalidConfig`).
 //!
 //! On top of it, [`PlatformClient::send_open_message`] delivers an Open Messaging inbound message
 //! (`POST /api/v2/conversations/messages/{integrationId}/inbound/open/message`) whose attachment
@@ -56,6 +57,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::error::{Error, is_retried_status};
 use crate::{GenesysEndpoints, Secret};
 
 /// Largest response body read from the platform API.
@@ -162,102 +164,6 @@ pub struct PlatformResponse<T> {
     pub correlation_id: Option<String>,
 }
 
-/// Everything that can go wrong calling the platform API. No variant carries a token or a URL
-/// with a signature.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PlatformError {
-    /// No token could be obtained.
-    #[error("cannot obtain a platform token: {0}")]
-    Auth(#[from] ferry_auth::Error),
-    /// The API answered with an error (after the retries that apply).
-    #[error(
-        "Genesys platform API answered HTTP {status}{}{}{}",
-        body.as_ref().and_then(|b| b.code.as_deref()).map(|c| format!(" ({c})")).unwrap_or_default(),
-        body.as_ref().and_then(|b| b.message.as_deref()).map(|m| format!(": {m}")).unwrap_or_default(),
-        correlation_id.as_deref().map(|id| format!(" [correlation id {id}]")).unwrap_or_default()
-    )]
-    Api {
-        /// HTTP status.
-        status: u16,
-        /// The parsed error body, if it was one.
-        body: Option<Box<ErrorBody>>,
-        /// `ININ-Correlation-Id`.
-        correlation_id: Option<String>,
-        /// The rate-limit headers.
-        rate_limit: Option<RateLimit>,
-        /// `Retry-After`, if sent.
-        retry_after: Option<Duration>,
-    },
-    /// The request could not be sent or its answer not read.
-    #[error("platform API request failed: {source}")]
-    Transport {
-        /// The HTTP client error, its URL stripped.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// A 2xx answer whose body is not what was expected.
-    #[error(
-        "unexpected platform API response (HTTP {status}): {reason}{}",
-        correlation_id.as_deref().map(|id| format!(" [correlation id {id}]")).unwrap_or_default()
-    )]
-    Decode {
-        /// HTTP status.
-        status: u16,
-        /// What was wrong.
-        reason: String,
-        /// `ININ-Correlation-Id`.
-        correlation_id: Option<String>,
-    },
-    /// The configuration or arguments cannot work.
-    #[error("invalid platform client configuration: {0}")]
-    InvalidConfig(String),
-}
-
-impl PlatformError {
-    /// The HTTP status, for API errors.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Api { status, .. } | Self::Decode { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// The `ININ-Correlation-Id` of the failed exchange, if known.
-    pub fn correlation_id(&self) -> Option<&str> {
-        match self {
-            Self::Api { correlation_id, .. } | Self::Decode { correlation_id, .. } => {
-                correlation_id.as_deref()
-            }
-            _ => None,
-        }
-    }
-
-    /// The Genesys error body, for API errors that carried one.
-    pub fn error_body(&self) -> Option<&ErrorBody> {
-        match self {
-            Self::Api { body, .. } => body.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// Whether trying the whole call again later may succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Auth(error) => error.is_retryable(),
-            Self::Api { status, .. } => is_retried_status(*status),
-            Self::Transport { .. } => true,
-            Self::Decode { .. } | Self::InvalidConfig(_) => false,
-        }
-    }
-}
-
-/// The statuses retried: throttling and gateway faults (the Genesys Java SDK's set). A 500 is
-/// not retried: for a non-idempotent POST it may have taken effect.
-fn is_retried_status(status: u16) -> bool {
-    matches!(status, 429 | 502 | 503 | 504)
-}
-
 /// A platform REST client. Cheap to clone.
 #[derive(Clone)]
 pub struct PlatformClient {
@@ -277,10 +183,10 @@ impl fmt::Debug for PlatformClient {
 
 impl PlatformClient {
     /// A client with its own HTTP connection pool.
-    pub fn new(config: PlatformConfig, tokens: Arc<dyn TokenSource>) -> Result<Self, PlatformError> {
+    pub fn new(config: PlatformConfig, tokens: Arc<dyn TokenSource>) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
             .build()
-            .map_err(|e| PlatformError::InvalidConfig(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| Error::InvalidConfig(format!("cannot build the HTTP client: {e}")))?;
         Self::with_http_client(config, tokens, http)
     }
 
@@ -289,12 +195,9 @@ impl PlatformClient {
         config: PlatformConfig,
         tokens: Arc<dyn TokenSource>,
         http: reqwest::Client,
-    ) -> Result<Self, PlatformError> {
+    ) -> Result<Self, Error> {
         if config.api_url.cannot_be_a_base() || !matches!(config.api_url.scheme(), "http" | "https") {
-            return Err(PlatformError::InvalidConfig(format!(
-                "{} is not an http(s) base URL",
-                config.api_url
-            )));
+            return Err(Error::InvalidConfig(format!("{} is not an http(s) base URL", config.api_url)));
         }
         Ok(Self { http, tokens, config: Arc::new(config) })
     }
@@ -311,27 +214,28 @@ impl PlatformClient {
         method: Method,
         segments: &[&str],
         body: Option<&B>,
-    ) -> Result<PlatformResponse<T>, PlatformError>
+    ) -> Result<PlatformResponse<T>, Error>
     where
         B: Serialize + ?Sized,
         T: DeserializeOwned,
     {
         let mut url = self.config.api_url.clone();
         url.path_segments_mut()
-            .map_err(|()| PlatformError::InvalidConfig("the API URL cannot take a path".into()))?
+            .map_err(|()| Error::InvalidConfig("the API URL cannot take a path".into()))?
             .pop_if_empty()
             .extend(segments);
         let body = match body {
-            Some(body) => Some(Bytes::from(serde_json::to_vec(body).map_err(|e| {
-                PlatformError::InvalidConfig(format!("request body does not serialise: {e}"))
-            })?)),
+            Some(body) => Some(Bytes::from(
+                serde_json::to_vec(body)
+                    .map_err(|e| Error::InvalidConfig(format!("request body does not serialise: {e}")))?,
+            )),
             None => None,
         };
         let (status, headers, bytes) = self.exchange(&method, &url, body).await?;
         let correlation_id = correlation_id(&headers);
         let parsed =
             if bytes.is_empty() { serde_json::from_slice(b"null") } else { serde_json::from_slice(&bytes) };
-        let body = parsed.map_err(|e| PlatformError::Decode {
+        let body = parsed.map_err(|e| Error::ApiDecode {
             status,
             reason: format!(
                 "body does not match the expected shape ({:?} at line {} column {})",
@@ -350,14 +254,14 @@ impl PlatformClient {
         &self,
         integration_id: &str,
         message: &OpenMessage,
-    ) -> Result<PlatformResponse<OpenMessageReceipt>, PlatformError> {
+    ) -> Result<PlatformResponse<OpenMessageReceipt>, Error> {
         if integration_id.is_empty() {
-            return Err(PlatformError::InvalidConfig("the integration id is empty".into()));
+            return Err(Error::InvalidConfig("the integration id is empty".into()));
         }
         let segments =
             ["api", "v2", "conversations", "messages", integration_id, "inbound", "open", "message"];
         let response: PlatformResponse<Value> = self.request(Method::POST, &segments, Some(message)).await?;
-        let receipt = OpenMessageReceipt::from_json(&response.body).ok_or_else(|| PlatformError::Decode {
+        let receipt = OpenMessageReceipt::from_json(&response.body).ok_or_else(|| Error::ApiDecode {
             status: response.status,
             reason: "the answer has no message id".into(),
             correlation_id: response.correlation_id.clone(),
@@ -383,7 +287,7 @@ impl PlatformClient {
         method: &Method,
         url: &Url,
         body: Option<Bytes>,
-    ) -> Result<(u16, HeaderMap, Bytes), PlatformError> {
+    ) -> Result<(u16, HeaderMap, Bytes), Error> {
         let started = Instant::now();
         let mut attempt = 0u32;
         let mut reauthenticated = false;
@@ -413,7 +317,7 @@ impl PlatformClient {
                         .get(RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(parse_retry_after_seconds);
-                    let error = PlatformError::Api {
+                    let error = Error::Api {
                         status,
                         body: serde_json::from_slice::<ErrorBody>(&bytes).ok().map(Box::new),
                         correlation_id: correlation_id(&headers),
@@ -434,9 +338,9 @@ impl PlatformClient {
                 }
                 // A refused connection never reached the server: safe to retry even a POST.
                 Err(error) if error.is_connect() => {
-                    (PlatformError::Transport { source: error.without_url() }, None)
+                    (Error::ApiTransport { source: error.without_url() }, None)
                 }
-                Err(error) => return Err(PlatformError::Transport { source: error.without_url() }),
+                Err(error) => return Err(Error::ApiTransport { source: error.without_url() }),
             };
             let (error, retry_after) = failure;
             let decision = self.config.retry.decide(
@@ -464,15 +368,15 @@ fn correlation_id(headers: &HeaderMap) -> Option<String> {
     headers.get("inin-correlation-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-async fn read_limited(mut response: reqwest::Response) -> Result<Bytes, PlatformError> {
+async fn read_limited(mut response: reqwest::Response) -> Result<Bytes, Error> {
     let status = response.status().as_u16();
     let correlation_id = correlation_id(response.headers());
     let mut body = Vec::new();
     while let Some(chunk) =
-        response.chunk().await.map_err(|e| PlatformError::Transport { source: e.without_url() })?
+        response.chunk().await.map_err(|e| Error::ApiTransport { source: e.without_url() })?
     {
         if body.len() + chunk.len() > MAX_BODY {
-            return Err(PlatformError::Decode {
+            return Err(Error::ApiDecode {
                 status,
                 reason: format!("response larger than {MAX_BODY} bytes"),
                 correlation_id,
@@ -742,7 +646,7 @@ mod tests {
 
     #[test]
     fn errors_name_code_message_and_correlation_id() {
-        let error = PlatformError::Api {
+        let error = Error::Api {
             status: 400,
             body: Some(Box::new(ErrorBody {
                 message: Some("bad from".into()),

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use ferry_auth::{AccessToken, AuthConfig, TokenManager, TokenSource};
 use ferry_core::checksum::Sha256;
-use ferry_genesys::Secret;
 use ferry_genesys::platform::{
-    OpenAttachment, OpenFrom, OpenMessage, PlatformClient, PlatformConfig, PlatformError, RateLimit,
+    OpenAttachment, OpenFrom, OpenMessage, PlatformClient, PlatformConfig, RateLimit,
 };
+use ferry_genesys::{Error, Fault, Secret};
 use ferry_sandbox::platform::{ApiFault, PlatformConfig as EmulatorConfig, PlatformEmulator};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -41,7 +41,7 @@ async fn setup() -> Setup {
     Setup { emulator, client }
 }
 
-async fn organization(client: &PlatformClient) -> Result<Value, PlatformError> {
+async fn organization(client: &PlatformClient) -> Result<Value, Error> {
     let response =
         client.request::<(), Value>(Method::GET, &["api", "v2", "organizations", "me"], None).await?;
     Ok(response.body)
@@ -197,6 +197,7 @@ async fn an_invalid_open_message_is_a_typed_400() {
     let message = OpenMessage::file(OpenFrom::opaque("c"), "m", SystemTime::now(), attachment, None);
     let error = client.send_open_message("i", &message).await.unwrap_err();
     assert_eq!(error.status(), Some(400));
+    assert_eq!(error.fault(), Fault::Configuration);
     let body = error.error_body().unwrap();
     assert_eq!(body.code.as_deref(), Some("bad.request"));
     assert_eq!(body.details[0]["fieldName"], "content[0].attachment.url");
@@ -218,7 +219,10 @@ async fn bad_credentials_surface_as_an_auth_configuration_error() {
     .unwrap();
     for _ in 0..5 {
         match organization(&client).await {
-            Err(PlatformError::Auth(error)) => assert!(error.is_configuration_error()),
+            Err(error @ Error::Auth(_)) => {
+                assert_eq!(error.fault(), Fault::Configuration, "{error}");
+                assert!(!error.is_retryable());
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -289,7 +293,7 @@ async fn a_malformed_success_body_is_a_decode_error_with_the_correlation_id() {
     let attachment = OpenAttachment::file(Secret::new("https://f/x"), "a", "text/plain", None);
     let message = OpenMessage::file(OpenFrom::opaque("c"), "m", SystemTime::now(), attachment, None);
     let error = wiremock_client(&server).send_open_message("int/with slash", &message).await.unwrap_err();
-    assert!(matches!(&error, PlatformError::Decode { status: 202, .. }), "{error:?}");
+    assert!(matches!(&error, Error::ApiDecode { status: 202, .. }), "{error:?}");
     assert_eq!(error.correlation_id(), Some("corr-x"));
     let requests = server.received_requests().await.unwrap();
     assert_eq!(
@@ -313,7 +317,10 @@ async fn a_non_json_error_body_still_gives_status_and_retry_after() {
     // A 90 s Retry-After does not fit the 60 s budget: reported at once, not slept on.
     assert!(started.elapsed() < Duration::from_secs(1));
     match error {
-        PlatformError::Api { status: 429, body: None, retry_after, .. } => {
+        ref error @ Error::Api { status: 429, body: None, retry_after, .. } => {
+            assert!(error.is_rate_limited());
+            assert_eq!(error.fault(), Fault::Unavailable);
+            assert_eq!(error.retry_after(), retry_after);
             assert_eq!(retry_after, Some(Duration::from_secs(90)));
         }
         other => panic!("{other:?}"),
