@@ -142,6 +142,25 @@ pub struct Limits {
     pub blocked_extensions: Vec<String>,
 }
 
+/// The default blocked extensions: programs and installers for Windows, macOS and Linux, scripts
+/// a double-click runs, shortcuts, disk images that mount and run, pages and images that run
+/// script in a browser, and Office files with macros.
+#[rustfmt::skip]
+pub const BLOCKED_EXTENSIONS: &[&str] = &[
+    // Windows programs, libraries, installers and packages.
+    ".exe", ".com", ".scr", ".pif", ".cpl", ".dll", ".ocx", ".sys", ".drv", ".msi", ".msp", ".mst",
+    ".msix", ".msixbundle", ".appx", ".appxbundle", ".application", ".gadget", ".inf", ".reg",
+    // Scripts and shortcuts.
+    ".bat", ".cmd", ".js", ".jse", ".vbs", ".vbe", ".wsf", ".wsh", ".ps1", ".psm1", ".hta", ".lnk",
+    ".url", ".scf", ".chm", ".jar", ".sh", ".command", ".app",
+    // Disk images that mount and run.
+    ".iso", ".img", ".vhd", ".vhdx", ".dmg",
+    // Active content: pages and images with script.
+    ".html", ".htm", ".xhtml", ".xht", ".shtml", ".mht", ".mhtml", ".svg", ".svgz",
+    // Office files with macros.
+    ".docm", ".dotm", ".xlsm", ".xltm", ".xlam", ".pptm", ".potm", ".ppam", ".sldm",
+];
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -155,12 +174,7 @@ impl Default for Limits {
             reap_after_secs: 24 * 3600,
             reap_interval_secs: 3600,
             allowed_types: vec!["*/*".into()],
-            blocked_extensions: [
-                ".exe", ".bat", ".cmd", ".com", ".scr", ".msi", ".js", ".vbs", ".ps1", ".jar", ".dll",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            blocked_extensions: BLOCKED_EXTENSIONS.iter().map(|e| (*e).to_owned()).collect(),
         }
     }
 }

@@ -17,6 +17,11 @@ pub enum NameError {
     ControlCharacters,
     /// Longer than [`MAX_NAME_BYTES`].
     TooLong,
+    /// Invisible format characters: bidirectional overrides and isolates (which make
+    /// `invoice\u{202E}fdp.exe` read as `invoiceexe.pdf`), zero-width characters, soft hyphens.
+    FormatCharacters,
+    /// A name Windows reserves for a device (`CON`, `NUL`, `COM1`, `LPT1.txt`, …).
+    ReservedName,
 }
 
 impl NameError {
@@ -27,6 +32,10 @@ impl NameError {
             Self::NotUtf8 => "the file name is not UTF-8",
             Self::ControlCharacters => "the file name contains control characters",
             Self::TooLong => "the file name is longer than 255 bytes",
+            Self::FormatCharacters => {
+                "the file name contains invisible format characters (bidirectional or zero-width)"
+            }
+            Self::ReservedName => "the file name is a device name Windows reserves",
         }
     }
 }
@@ -49,11 +58,13 @@ pub fn decode_header(raw: &str) -> Result<String, NameError> {
     sanitize(&decoded)
 }
 
-/// Keeps the last path component, refuses control characters and overlong names, trims spaces and
-/// leading dots; an empty result becomes `file`.
+/// Keeps the last path component, refuses control and invisible format characters, Windows
+/// device names and overlong names, trims spaces and dots at both ends (Windows drops trailing
+/// ones, so `setup.exe.` would open as `setup.exe`); an empty result becomes `file`.
 ///
 /// # Errors
-/// [`NameError::ControlCharacters`] or [`NameError::TooLong`].
+/// [`NameError::ControlCharacters`], [`NameError::FormatCharacters`], [`NameError::ReservedName`]
+/// or [`NameError::TooLong`].
 pub fn sanitize(name: &str) -> Result<String, NameError> {
     if name.len() > 4 * MAX_NAME_BYTES {
         return Err(NameError::TooLong);
@@ -61,12 +72,50 @@ pub fn sanitize(name: &str) -> Result<String, NameError> {
     if name.chars().any(char::is_control) {
         return Err(NameError::ControlCharacters);
     }
+    if name.chars().any(is_format_character) {
+        return Err(NameError::FormatCharacters);
+    }
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned = last.trim().trim_start_matches('.').trim();
+    let cleaned = last.trim_matches(|c: char| c == '.' || c.is_whitespace());
     if cleaned.len() > MAX_NAME_BYTES {
         return Err(NameError::TooLong);
     }
+    if is_reserved(cleaned) {
+        return Err(NameError::ReservedName);
+    }
     Ok(if cleaned.is_empty() { "file".to_owned() } else { cleaned.to_owned() })
+}
+
+/// Unicode format characters (general category Cf) that can disguise a name: bidirectional
+/// marks, embeddings, overrides and isolates, zero-width characters, word joiners, the byte-order
+/// mark, soft hyphens, and the tag characters.
+fn is_format_character(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
+/// Windows device names, reserved with any extension and in any case (`con.txt`, `Com1.pdf`).
+fn is_reserved(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or_default().trim_end().to_ascii_uppercase();
+    matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$")
+        || ["COM", "LPT"].iter().any(|device| {
+            stem.strip_prefix(device).is_some_and(|n| {
+                matches!(
+                    n,
+                    "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "\u{B9}" | "\u{B2}" | "\u{B3}"
+                )
+            })
+        })
 }
 
 /// The extension, lower case with the dot (`.pdf`), if any.
@@ -105,6 +154,20 @@ mod tests {
         assert_eq!(sanitize("C:\\Windows\\evil.exe").unwrap(), "evil.exe");
         assert_eq!(sanitize("/abs/path/x.png").unwrap(), "x.png");
         assert_eq!(sanitize("  .hidden ").unwrap(), "hidden");
+        assert_eq!(sanitize("setup.exe.").unwrap(), "setup.exe");
+        assert_eq!(sanitize("setup.exe . . ").unwrap(), "setup.exe");
+        assert_eq!(extension(&sanitize("setup.exe.").unwrap()).as_deref(), Some(".exe"));
+        assert_eq!(sanitize("invoice\u{202E}fdp.exe"), Err(NameError::FormatCharacters));
+        assert_eq!(sanitize("a\u{2067}b.pdf"), Err(NameError::FormatCharacters));
+        assert_eq!(sanitize("zero\u{200B}width.pdf"), Err(NameError::FormatCharacters));
+        assert_eq!(decode_header("x%E2%80%AEfdp.exe"), Err(NameError::FormatCharacters));
+        for reserved in ["CON", "con.txt", "Nul.pdf", "COM1", "lpt9.doc", "aux", "CONIN$"] {
+            assert_eq!(sanitize(reserved), Err(NameError::ReservedName), "{reserved}");
+        }
+        for fine in ["console.txt", "COM10.pdf", "nullable.csv", "lpt.txt", "icon.png"] {
+            assert!(sanitize(fine).is_ok(), "{fine}");
+        }
+        assert_eq!(sanitize("résumé – 2026.pdf").unwrap(), "résumé – 2026.pdf");
         assert_eq!(sanitize("dir/").unwrap(), "file");
         assert_eq!(sanitize(&"a".repeat(256)), Err(NameError::TooLong));
         assert_eq!(sanitize(&"a".repeat(10_000)), Err(NameError::TooLong));
