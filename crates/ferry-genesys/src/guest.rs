@@ -16,6 +16,7 @@ mod connection;
 
 pub use body::{ByteStream, UploadBody};
 
+use crate::backoff::{self, Backoff, JitterSource};
 use crate::error::Error;
 use crate::hosts::GenesysEndpoints;
 use crate::limits::{AttachmentDecision, InboundLimits, LinkReason};
@@ -123,6 +124,7 @@ impl GuestConfig {
 pub struct GuestClient {
     config: Arc<GuestConfig>,
     http: reqwest::Client,
+    jitter: JitterSource,
 }
 
 /// What a session looks like once configured.
@@ -237,7 +239,14 @@ impl GuestClient {
     /// A client using `http` for the presigned uploads.
     pub fn with_http_client(config: GuestConfig, http: reqwest::Client) -> Result<Self, Error> {
         config.validate()?;
-        Ok(Self { config: Arc::new(config), http })
+        Ok(Self { config: Arc::new(config), http, jitter: JitterSource::random() })
+    }
+
+    /// Draws the jitter of retry delays (rate-limit waits, upload retries, reconnects) from
+    /// `jitter` instead of `rand` (for tests and simulations that need repeatable delays).
+    pub fn with_jitter(mut self, jitter: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.jitter = JitterSource::from_fn(jitter);
+        self
     }
 
     /// The configuration.
@@ -266,8 +275,7 @@ impl GuestClient {
                 limits: InboundLimits::from_session(&empty_session()),
                 response: empty_session(),
             },
-            reconnects: 0,
-            first_drop: None,
+            reconnect: None,
             attempted: false,
             last_loss: None,
         };
@@ -328,8 +336,7 @@ impl GuestClient {
         make: &(dyn Fn(String) -> Request + Send + Sync),
         attachment_id: Option<&str>,
     ) -> Result<Frame, Fail> {
-        let started = Instant::now();
-        let mut attempt = 1;
+        let mut schedule = self.jitter.schedule(self.config.rate_limit_retry);
         loop {
             let request = make(uuid::Uuid::new_v4().to_string());
             let frame =
@@ -339,18 +346,10 @@ impl GuestClient {
                 _ if frame.code == 429 || frame.code == 4029 => None,
                 _ => return Ok(frame),
             };
-            let decision = self.config.rate_limit_retry.decide(
-                RetryClass::Transient,
-                attempt,
-                started.elapsed(),
-                retry_after,
-                rand::random(),
-            );
-            match decision {
+            match schedule.on_failure(RetryClass::Transient, backoff::now(), retry_after) {
                 RetryDecision::RetryAfter(delay) => {
                     tracing::debug!(action, ?delay, "rate limited by Genesys; waiting");
                     tokio::time::sleep(delay).await;
-                    attempt += 1;
                 }
                 RetryDecision::GiveUp(_) => {
                     return Err(Fail::Error(Error::RateLimited {
@@ -406,8 +405,9 @@ pub struct GuestSession {
     token: SessionToken,
     conn: Option<Connection>,
     info: SessionInfo,
-    reconnects: u32,
-    first_drop: Option<Instant>,
+    /// The reconnects' schedule, from the first drop on: it spans the session, so every
+    /// reconnect counts, also those that open fine and drop again.
+    reconnect: Option<Backoff>,
     attempted: bool,
     last_loss: Option<Error>,
 }
@@ -484,8 +484,7 @@ impl GuestSession {
         if let AttachmentDecision::Link(reason) = self.decide(file) {
             return Err(Error::NotAttachable(reason));
         }
-        let started = Instant::now();
-        let mut attempt = 1;
+        let mut schedule = self.client.jitter.schedule(self.client.config.upload_retry);
         let (attachment_id, download_url) = loop {
             let attachment_id = uuid::Uuid::new_v4().to_string();
             let presigned = self.request_upload(file, &attachment_id).await?;
@@ -497,18 +496,10 @@ impl GuestSession {
                 if !(e.is_retryable() && body.can_reopen()) {
                     return Err(e);
                 }
-                let decision = self.client.config.upload_retry.decide(
-                    RetryClass::Transient,
-                    attempt,
-                    started.elapsed(),
-                    None,
-                    rand::random(),
-                );
-                match decision {
+                match schedule.on_failure(RetryClass::Transient, backoff::now(), None) {
                     RetryDecision::RetryAfter(delay) => {
                         tracing::debug!(error = %e, ?delay, "attachment upload failed; retrying");
                         tokio::time::sleep(delay).await;
-                        attempt += 1;
                         continue;
                     }
                     RetryDecision::GiveUp(_) => return Err(e),
@@ -788,20 +779,15 @@ impl GuestSession {
         }
         loop {
             if self.attempted {
-                // Every reconnect counts, also those that open fine and drop again.
-                self.reconnects += 1;
-                let started = *self.first_drop.get_or_insert_with(Instant::now);
-                let decision = self.client.config.reconnect_retry.decide(
-                    RetryClass::Transient,
-                    self.reconnects,
-                    started.elapsed(),
-                    None,
-                    rand::random(),
-                );
-                match decision {
+                let client = &self.client;
+                let schedule = self
+                    .reconnect
+                    .get_or_insert_with(|| client.jitter.schedule(client.config.reconnect_retry));
+                let reconnect = schedule.attempt();
+                match schedule.on_failure(RetryClass::Transient, backoff::now(), None) {
                     RetryDecision::RetryAfter(delay) => tokio::time::sleep(delay).await,
                     RetryDecision::GiveUp(_) => {
-                        let reason = format!("gave up after {} reconnects", self.reconnects - 1);
+                        let reason = format!("gave up after {} reconnects", reconnect - 1);
                         return Err(self
                             .last_loss
                             .take()

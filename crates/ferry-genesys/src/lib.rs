@@ -54,6 +54,7 @@
 //! # }
 //! ```
 
+mod backoff;
 mod error;
 pub mod guest;
 pub mod hosts;

@@ -54,9 +54,9 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTE
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::time::Instant;
 use url::Url;
 
+use crate::backoff::{self, JitterSource};
 use crate::error::{Error, is_retried_status};
 use crate::{GenesysEndpoints, Secret};
 
@@ -170,6 +170,7 @@ pub struct PlatformClient {
     http: reqwest::Client,
     tokens: Arc<dyn TokenSource>,
     config: Arc<PlatformConfig>,
+    jitter: JitterSource,
 }
 
 impl fmt::Debug for PlatformClient {
@@ -199,7 +200,14 @@ impl PlatformClient {
         if config.api_url.cannot_be_a_base() || !matches!(config.api_url.scheme(), "http" | "https") {
             return Err(Error::InvalidConfig(format!("{} is not an http(s) base URL", config.api_url)));
         }
-        Ok(Self { http, tokens, config: Arc::new(config) })
+        Ok(Self { http, tokens, config: Arc::new(config), jitter: JitterSource::random() })
+    }
+
+    /// Draws the jitter of retry delays from `jitter` instead of `rand` (for tests and
+    /// simulations that need repeatable delays).
+    pub fn with_jitter(mut self, jitter: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.jitter = JitterSource::from_fn(jitter);
+        self
     }
 
     /// The configuration in use.
@@ -288,11 +296,9 @@ impl PlatformClient {
         url: &Url,
         body: Option<Bytes>,
     ) -> Result<(u16, HeaderMap, Bytes), Error> {
-        let started = Instant::now();
-        let mut attempt = 0u32;
+        let mut schedule = self.jitter.schedule(self.config.retry);
         let mut reauthenticated = false;
         loop {
-            attempt += 1;
             let token = self.tokens.token().await?;
             let mut request = self
                 .http
@@ -328,7 +334,6 @@ impl PlatformClient {
                         tracing::info!(%error, "platform API refused the token; fetching a new one");
                         self.tokens.invalidate(&token);
                         reauthenticated = true;
-                        attempt -= 1;
                         continue;
                     }
                     if !is_retried_status(status) {
@@ -343,14 +348,8 @@ impl PlatformClient {
                 Err(error) => return Err(Error::ApiTransport { source: error.without_url() }),
             };
             let (error, retry_after) = failure;
-            let decision = self.config.retry.decide(
-                RetryClass::Transient,
-                attempt,
-                started.elapsed(),
-                retry_after,
-                rand::random::<u64>(),
-            );
-            match decision {
+            let attempt = schedule.attempt();
+            match schedule.on_failure(RetryClass::Transient, backoff::now(), retry_after) {
                 RetryDecision::RetryAfter(delay) => {
                     tracing::warn!(attempt, ?delay, %error, "platform API call failed; retrying");
                     tokio::time::sleep(delay).await;

@@ -318,6 +318,34 @@ async fn a_refused_put_is_retried_with_a_reopened_body_or_reported() {
 }
 
 #[tokio::test]
+async fn upload_retry_delays_come_from_the_injected_jitter() {
+    let emu = emulator().await;
+    let token = emu.create_session(DEP);
+    let mut config = fast_config(&emu);
+    config.upload_retry.initial_delay = Duration::from_millis(200);
+    let draws = Arc::new(AtomicUsize::new(0));
+    let counter = draws.clone();
+    // Full jitter: each wait is (almost) its whole ceiling, 200 ms then 400 ms.
+    let jitter = move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        u64::MAX
+    };
+    let client = GuestClient::new(config).unwrap().with_jitter(jitter);
+    let mut session = client.connect(DEP, &SessionToken::new(&token)).await.unwrap();
+    emu.update_faults(|f| {
+        f.refuse_uploads = 2;
+        f.refuse_status = 503;
+    });
+    let bytes = Bytes::from(data(10_000));
+    let file = meta("a.bin", "application/octet-stream", &bytes);
+    let started = Instant::now();
+    session.send_attachment(&file, UploadBody::from_bytes(bytes.clone()), None).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(595), "{:?}", started.elapsed());
+    assert_eq!(draws.load(Ordering::SeqCst), 2, "one draw per retry, from the injected source");
+    assert_eq!(emu.conversation(&token).unwrap().messages.len(), 1);
+}
+
+#[tokio::test]
 async fn a_socket_dropped_after_the_presigned_url_is_recovered() {
     let emu = emulator().await;
     let token = emu.create_session(DEP);

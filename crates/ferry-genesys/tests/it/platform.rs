@@ -327,3 +327,35 @@ async fn a_non_json_error_body_still_gives_status_and_retry_after() {
     }
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn retry_delays_follow_the_injected_jitter() {
+    // Default policy: 250 ms doubling. Three 503s, then a success: three waits whose length is
+    // set by the jitter source alone (paused time advances exactly by the sleeps).
+    async fn elapsed_with(jitter: fn() -> u64) -> (Duration, usize) {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(3)
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+            .with_priority(2)
+            .mount(&server)
+            .await;
+        let client = wiremock_client(&server).with_jitter(jitter);
+        let started = Instant::now();
+        client.request::<(), Value>(Method::GET, &["x"], None).await.unwrap();
+        (started.elapsed(), server.received_requests().await.unwrap().len())
+    }
+    // No jitter: half of each ceiling, 125 + 250 + 500 ms.
+    let (low, requests) = elapsed_with(|| 0).await;
+    assert_eq!(requests, 4);
+    assert!(low >= Duration::from_millis(875) && low < Duration::from_millis(900), "{low:?}");
+    // Full jitter: (almost) each whole ceiling, 250 + 500 + 1000 ms.
+    let (high, requests) = elapsed_with(|| u64::MAX).await;
+    assert_eq!(requests, 4);
+    assert!(high >= Duration::from_millis(1749) && high < Duration::from_millis(1800), "{high:?}");
+}
