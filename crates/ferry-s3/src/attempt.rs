@@ -1,11 +1,12 @@
-//! One S3 request under ferry's retry policy: classify each failure with ferry-core, wait the
-//! jittered delay it decides, and turn the last failure into a typed [`Error`].
+//! One S3 request under ferry's retry policy: classify each failure with ferry-core, wait what
+//! its [`Schedule`] decides (attempt count, time spent and jitter are the schedule's), and turn the
+//! last failure into a typed [`Error`].
 
 use crate::error::{BoxError, Error};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use ferry_core::retry::{
-    Failure, RetryClass, RetryDecision, RetryPolicy, classify, parse_retry_after_seconds,
+    Failure, Jitter, RetryClass, RetryDecision, RetryPolicy, Schedule, classify, parse_retry_after_seconds,
 };
 use std::future::Future;
 use std::time::Duration;
@@ -185,8 +186,25 @@ where
 }
 
 /// Runs `attempt` until it succeeds or `policy` gives up; returns the value and the attempts made.
+/// `attempt` is given the number of the attempt (1 for the first).
 pub(crate) async fn with_retries<T, F, Fut>(
     policy: &RetryPolicy,
+    operation: &'static str,
+    bucket: &str,
+    attempt: F,
+) -> Result<(T, u32), Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, AttemptError>>,
+{
+    let schedule = Schedule::new(*policy, Instant::now().into_std(), rand::random::<u64> as fn() -> u64);
+    run(schedule, operation, bucket, attempt).await
+}
+
+/// The retry loop: `schedule` counts the attempts and the time and decides each wait. Time is
+/// tokio's, so a paused test clock drives it.
+async fn run<T, F, Fut, J>(
+    mut schedule: Schedule<J>,
     operation: &'static str,
     bucket: &str,
     mut attempt: F,
@@ -194,32 +212,141 @@ pub(crate) async fn with_retries<T, F, Fut>(
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, AttemptError>>,
+    J: Jitter,
 {
-    let started = Instant::now();
-    let mut number = 1;
     loop {
-        match attempt(number).await {
+        let number = schedule.attempt();
+        let err = match attempt(number).await {
             Ok(value) => return Ok((value, number)),
-            Err(err) => {
-                let decision = policy.decide(
-                    err.class(),
-                    number,
-                    started.elapsed(),
-                    err.retry_after,
-                    rand::random::<u64>(),
-                );
-                match decision {
-                    RetryDecision::RetryAfter(delay) => {
-                        tracing::debug!(operation, attempt = number, ?delay, status = ?err.status, code = ?err.code, kind = ?err.kind, "S3 attempt failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        number += 1;
-                    }
-                    RetryDecision::GiveUp(reason) => {
-                        tracing::debug!(operation, attempt = number, ?reason, status = ?err.status, code = ?err.code, "S3 attempt failed; giving up");
-                        return Err(err.into_error(operation, number, bucket));
-                    }
-                }
+            Err(err) => err,
+        };
+        match schedule.on_failure(err.class(), Instant::now().into_std(), err.retry_after) {
+            RetryDecision::RetryAfter(delay) => {
+                tracing::debug!(operation, attempt = number, ?delay, status = ?err.status, code = ?err.code, kind = ?err.kind, "S3 attempt failed; retrying");
+                tokio::time::sleep(delay).await;
+            }
+            RetryDecision::GiveUp(reason) => {
+                tracing::debug!(operation, attempt = number, ?reason, status = ?err.status, code = ?err.code, "S3 attempt failed; giving up");
+                return Err(err.into_error(operation, number, bucket));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn timeout() -> AttemptError {
+        AttemptError {
+            status: None,
+            code: None,
+            message: "attempt timed out".into(),
+            kind: FailureKind::Timeout,
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// A seeded xorshift64*: the same jitter on every run.
+    fn seeded(mut state: u64) -> impl FnMut() -> u64 + Clone {
+        move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 4,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            max_elapsed: Duration::from_secs(30),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_what_the_schedule_decides_then_succeeds() {
+        let start = Instant::now();
+        let schedule = Schedule::new(policy(), start.into_std(), seeded(42));
+        // The delays the same seed gives, worked out by the schedule itself.
+        let mut twin = schedule.clone();
+        let expected: Vec<Duration> = (0..2)
+            .map(|_| match twin.on_failure(RetryClass::Transient, start.into_std(), None) {
+                RetryDecision::RetryAfter(d) => d,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let mut seen = Vec::new();
+        let (value, attempts) = run(schedule, "UploadPart", "b", |n| {
+            seen.push((n, Instant::now() - start));
+            async move { if n < 3 { Err(timeout()) } else { Ok("etag") } }
+        })
+        .await
+        .unwrap();
+        assert_eq!((value, attempts), ("etag", 3));
+        // tokio's timer wheel rounds each sleep up to the millisecond.
+        let ms = |d: Duration| Duration::from_millis(d.as_nanos().div_ceil(1_000_000) as u64);
+        let (first, second) = (ms(expected[0]), ms(expected[1]));
+        assert_eq!(seen, [(1, Duration::ZERO), (2, first), (3, first + second)]);
+        assert_ne!(expected[0], expected[1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_the_last_attempt_and_at_once_when_fatal() {
+        let schedule = Schedule::new(policy(), Instant::now().into_std(), seeded(1));
+        let mut calls = 0;
+        let err = run(schedule, "UploadPart", "b", |_| {
+            calls += 1;
+            async { Err::<(), _>(timeout()) }
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, Error::Transport { operation: "UploadPart", attempts: 4, .. }), "{err:?}");
+        assert_eq!(calls, 4);
+
+        let schedule = Schedule::new(policy(), Instant::now().into_std(), seeded(1));
+        let denied = || AttemptError {
+            status: Some(403),
+            code: Some("AccessDenied".into()),
+            message: "no".into(),
+            kind: FailureKind::Http,
+            retry_after: None,
+            source: None,
+        };
+        let started = Instant::now();
+        let err = run(schedule, "PutObject", "b", |_| async { Err::<(), _>(denied()) }).await.unwrap_err();
+        assert!(matches!(err, Error::AccessDenied { operation: "PutObject", .. }), "{err:?}");
+        assert_eq!(Instant::now(), started, "a fatal failure is not waited on");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured() {
+        let schedule = Schedule::new(policy(), Instant::now().into_std(), seeded(3));
+        let start = Instant::now();
+        let mut at = Vec::new();
+        run(schedule, "PutObject", "b", |n| {
+            at.push(Instant::now() - start);
+            async move {
+                if n == 1 {
+                    Err(AttemptError {
+                        status: Some(503),
+                        code: Some("SlowDown".into()),
+                        message: String::new(),
+                        kind: FailureKind::Http,
+                        retry_after: Some(Duration::from_secs(7)),
+                        source: None,
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(at, [Duration::ZERO, Duration::from_secs(7)]);
     }
 }

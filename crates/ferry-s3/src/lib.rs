@@ -1,19 +1,29 @@
-//! ferry-s3 lands one verified object in S3 (or any S3-compatible store) from a stream of parts cut
-//! by [`ferry_core::chunk::Chunker`], or leaves nothing at all.
+//! ferry-s3 lands one verified object in S3 (or any S3-compatible store) from a stream of bytes, or
+//! leaves nothing at all.
+//!
+//! [`Uploader::upload`] is the way in (the shape of object_store's `WriteMultipart`): it takes an
+//! [`ObjectWrite`] (key, [`ObjectMeta`], and the [`ferry_core::chunk::Chunker`] that cuts the body
+//! into parts), the body as a `Stream` of `Bytes`, and an optional [`Gate`], and returns the
+//! [`Stored`] object or an [`Error`]. Underneath, [`ObjectUpload`] is the upload of one object fed
+//! part by part (`push_part`, `finish`, `abort`), an explicit state machine; [`Uploader::resume`]
+//! continues one.
 //!
 //! - **Lazy multipart**: the multipart upload is created with the first full part; a file that fits
 //!   in one part is a single `PutObject` with `Content-MD5` (and its CRC).
 //! - **Bounded and back-pressured**: at most [`UploadConfig::max_in_flight`] parts upload at once;
-//!   [`ObjectUpload::push_part`] waits for a free slot, so an upload holds at most
-//!   `part size × (max_in_flight + 1)` bytes ([`MemoryGauge`] counts them).
+//!   while they are all busy the body is not read, so an upload holds at most
+//!   `part size × (max_in_flight + 1)` bytes of parts ([`MemoryGauge`] counts them). Part bodies
+//!   are the body's own `Bytes` slices, never copied.
 //! - **Verified**: every part carries `Content-MD5` and (by [`ChecksumMode`]) a CRC; each returned
 //!   ETag is compared with the part's MD5 and a mismatch re-uploads that part; the completed object's
 //!   ETag and FULL_OBJECT CRC are compared with what the chunker computed, and an object that does not
-//!   verify is deleted.
-//! - **Retried**: throttling, 5xx, timeouts and resets retry with ferry-core's jittered, bounded
-//!   policy (the SDK's own retries are off); fatal errors stop at once.
-//! - **No debris**: any failure aborts the multipart upload and checks no parts remain; dropping an
-//!   unfinished [`ObjectUpload`] (a client went away) aborts it in the background.
+//!   verify is deleted. The [`Gate`] sees the chunker's summary before anything is completed.
+//! - **Retried**: throttling, 5xx, timeouts and resets retry on a [`ferry_core::retry::Schedule`]
+//!   (jittered, bounded; the SDK's own retries are off); fatal errors stop at once.
+//! - **No debris**: any failure (S3's, the body's, the chunker's, the gate's) aborts the multipart
+//!   upload and checks no parts remain, or deletes an object that may have landed; dropping an
+//!   unfinished upload (a client went away) does the same in the background
+//!   ([`Uploader::cleanups_settled`] waits for it).
 //! - **Resumable**: [`Uploader::list_parts`] and [`Uploader::resume`] continue an existing upload;
 //!   [`Uploader::list_uploads`] finds leftovers for a reaper.
 //!
@@ -22,25 +32,27 @@
 //! ```no_run
 //! use bytes::Bytes;
 //! use ferry_core::chunk::Chunker;
-//! use ferry_core::plan::{plan_parts, PlanLimits};
-//! use ferry_s3::{build_client, ObjectMeta, S3Config, UploadConfig, Uploader};
+//! use ferry_core::plan::{PlanLimits, plan_parts};
+//! use ferry_s3::{Gate, ObjectMeta, ObjectWrite, S3Config, UploadConfig, Uploader, build_client};
 //!
-//! # async fn demo(frames: Vec<Bytes>) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(frames: Vec<Bytes>, declared_md5: ferry_core::checksum::Md5) -> Result<(), Box<dyn std::error::Error>> {
 //! let client = build_client(&S3Config::compatible("http://127.0.0.1:4566", "test", "test")).await;
 //! let config = UploadConfig::default();
 //! let uploader = Uploader::new(client, "uploads", config.clone());
 //!
 //! let plan = plan_parts(None, &PlanLimits::default())?;
-//! let mut chunker = Chunker::new(plan, config.checksum_mode.chunker_options(false));
-//! let mut upload = uploader.begin("incoming/report.pdf", ObjectMeta::default());
-//! for frame in frames {
-//!     for part in chunker.push(frame)? {
-//!         upload.push_part(part).await?; // waits while 4 parts are in flight
-//!     }
-//! }
-//! let (last, summary) = chunker.finish()?;
-//! let object = upload.finish(last, &summary).await?;
-//! println!("stored {} bytes as {} (ETag {})", object.size, object.key, object.etag);
+//! let write = ObjectWrite {
+//!     key: "incoming/report.pdf".into(),
+//!     meta: ObjectMeta { content_type: Some("application/pdf".into()), ..ObjectMeta::default() },
+//!     chunker: Chunker::new(plan, config.checksum_mode.chunker_options(false)),
+//! };
+//! let body = futures::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
+//! // Asked before Complete: a refusal aborts the upload and comes back as `Error::Rejected`.
+//! let gate: Gate = Box::new(move |summary| {
+//!     if summary.md5 == declared_md5 { Ok(()) } else { Err("Content-MD5 does not match".into()) }
+//! });
+//! let stored = uploader.upload(write, body, Some(gate)).await?;
+//! println!("stored {} bytes as {} (ETag {})", stored.object.size, stored.object.key, stored.object.etag);
 //! # Ok(()) }
 //! ```
 
@@ -53,6 +65,7 @@ mod memory;
 mod objects;
 mod rope;
 mod upload;
+mod write;
 
 /// The AWS SDK's S3 client, re-exported so callers need no direct dependency on `aws-sdk-s3`.
 pub use aws_sdk_s3::Client as SdkClient;
@@ -62,6 +75,7 @@ pub use error::{BoxError, Error, Redacted};
 pub use listing::PendingUpload;
 pub use memory::MemoryGauge;
 pub use upload::{ObjectMeta, ObjectUpload, UploadedObject};
+pub use write::{Gate, ObjectWrite, Stored};
 
 use ferry_core::checksum::Crc;
 use std::sync::Arc;

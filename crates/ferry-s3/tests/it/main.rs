@@ -7,4 +7,5 @@ mod support;
 mod faults;
 mod happy;
 mod memory;
+mod stream;
 mod strict;

@@ -1,0 +1,187 @@
+//! The multipart upload while its parts go up: created lazily with the first full part, at most
+//! `max_in_flight` part tasks at once (the caller waits for a free slot: that is the back-pressure),
+//! each part sent as its own slices and retried until its ETag and checksum match.
+
+use super::cleanup::Cleanup;
+use super::meta::{ObjectMeta, apply_crc, apply_meta, sdk_algorithm};
+use super::verify::verify_stored;
+use crate::attempt::{AttemptError, with_retries};
+use crate::error::Error;
+use crate::memory::HeldBytes;
+use crate::rope::RopeBody;
+use crate::{Inner, UploadedPart};
+use aws_sdk_s3::types::ChecksumType;
+use bytes::Bytes;
+use ferry_core::chunk::Part;
+use ferry_core::s3::etag_matches;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+/// A multipart upload S3 holds, with the parts uploading and those done.
+#[derive(Debug)]
+pub(super) struct Multipart {
+    pub(super) upload_id: String,
+    in_flight: JoinSet<Result<UploadedPart, Error>>,
+    completed: Vec<UploadedPart>,
+    /// Parts S3 already held when the upload was resumed.
+    existing: BTreeMap<u32, UploadedPart>,
+}
+
+impl Multipart {
+    /// Creates the multipart upload (CreateMultipartUpload with the object's metadata and, by the
+    /// checksum mode, a FULL_OBJECT algorithm); the uploader owns it until it is completed or aborted.
+    pub(super) async fn create(inner: &Inner, key: &str, meta: &ObjectMeta) -> Result<Self, Error> {
+        let (upload_id, _) =
+            with_retries(&inner.config.retry, "CreateMultipartUpload", &inner.bucket, |_| async {
+                let mut req = inner.client.create_multipart_upload().bucket(&inner.bucket).key(key);
+                req = apply_meta(
+                    req,
+                    meta,
+                    |r, v| r.content_type(v),
+                    |r, v| r.content_disposition(v),
+                    |r, k, v| r.metadata(k, v),
+                );
+                if let Some(alg) = inner.config.checksum_mode.crc() {
+                    req = req.checksum_algorithm(sdk_algorithm(alg)).checksum_type(ChecksumType::FullObject);
+                }
+                let out = req.send().await.map_err(AttemptError::from)?;
+                out.upload_id.ok_or_else(|| {
+                    AttemptError::mismatch(None, "upload id", "an upload id".into(), "none".into())
+                })
+            })
+            .await?;
+        tracing::debug!(%key, %upload_id, "multipart upload created");
+        inner.own(&upload_id);
+        Ok(Self::resumed(upload_id, Vec::new()))
+    }
+
+    /// An existing multipart upload holding `existing` parts (the caller owns the id already).
+    pub(super) fn resumed(upload_id: String, existing: Vec<UploadedPart>) -> Self {
+        Self {
+            upload_id,
+            in_flight: JoinSet::new(),
+            completed: Vec::new(),
+            existing: existing.into_iter().map(|p| (p.number, p)).collect(),
+        }
+    }
+
+    /// Parts uploading now.
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Waits until fewer than `max` parts are uploading.
+    ///
+    /// # Errors
+    /// The first failure of a part that finished meanwhile.
+    pub(super) async fn wait_for_slot(&mut self, max: usize) -> Result<(), Error> {
+        while self.in_flight.len() >= max.max(1) {
+            self.join_one().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts uploading `part` (counted in the gauge by `held` until it is sent), unless a resumed
+    /// upload already holds exactly these bytes under its number.
+    pub(super) fn spawn(&mut self, inner: &Arc<Inner>, key: &str, part: Part, held: HeldBytes) {
+        if let Some(existing) = self.existing.get(&part.number)
+            && existing.size == part.len()
+            && etag_matches(&existing.etag, &part.md5.to_hex())
+        {
+            // Resumed upload: this part is already stored and verified by its ETag.
+            self.completed.push(UploadedPart { crc: part.crc, ..existing.clone() });
+            return;
+        }
+        let (inner, key, upload_id) = (Arc::clone(inner), key.to_owned(), self.upload_id.clone());
+        self.in_flight.spawn(upload_part(inner, key, upload_id, part, held));
+    }
+
+    /// Waits for every part, then returns them all in order, checking they are exactly parts
+    /// `1..=expected`.
+    ///
+    /// # Errors
+    /// The first part failure, or [`Error::InvalidInput`] if the parts do not match `expected`.
+    pub(super) async fn join_all(&mut self, expected: u32) -> Result<Vec<UploadedPart>, Error> {
+        while !self.in_flight.is_empty() {
+            self.join_one().await?;
+        }
+        self.completed.sort_by_key(|p| p.number);
+        let numbers_ok = self.completed.iter().enumerate().all(|(i, p)| p.number as usize == i + 1);
+        if !numbers_ok || self.completed.len() != expected as usize {
+            return Err(Error::InvalidInput(format!(
+                "{} parts uploaded but the summary describes {expected}",
+                self.completed.len()
+            )));
+        }
+        Ok(std::mem::take(&mut self.completed))
+    }
+
+    /// What to remove if the upload goes no further.
+    pub(super) fn into_cleanup(self) -> Cleanup {
+        Cleanup::Abort { upload_id: self.upload_id, tasks: self.in_flight }
+    }
+
+    async fn join_one(&mut self) -> Result<(), Error> {
+        match self.in_flight.join_next().await {
+            Some(Ok(Ok(part))) => {
+                self.completed.push(part);
+                Ok(())
+            }
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(join)) => Err(Error::InvalidInput(format!("part task failed: {join}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One part's UploadPart under the retry policy: its own slices as the body (no copy, however many
+/// attempts), `Content-MD5` and the mode's CRC, the answer verified.
+async fn upload_part(
+    inner: Arc<Inner>,
+    key: String,
+    upload_id: String,
+    part: Part,
+    held: HeldBytes,
+) -> Result<UploadedPart, Error> {
+    let Part { number, data, md5, crc } = part;
+    let size = data.len();
+    let slices: Vec<Bytes> = data.slices().to_vec();
+    drop(data);
+    let (etag, attempts) = with_retries(&inner.config.retry, "UploadPart", &inner.bucket, |_| {
+        let body = RopeBody::byte_stream(&slices);
+        let (inner, key, upload_id) = (&inner, &key, &upload_id);
+        async move {
+            let req = inner
+                .client
+                .upload_part()
+                .bucket(&inner.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number as i32)
+                .content_length(size as i64)
+                .content_md5(md5.to_base64())
+                .body(body);
+            let req = apply_crc(req, crc, |r, v| r.checksum_crc32_c(v), |r, v| r.checksum_crc64_nvme(v));
+            let out = req.customize().disable_payload_signing().send().await.map_err(AttemptError::from)?;
+            // A mismatch means what S3 stored is not what was sent: this part number goes again.
+            verify_stored(
+                &inner.config,
+                number,
+                md5,
+                crc,
+                out.e_tag(),
+                out.checksum_crc32_c(),
+                out.checksum_crc64_nvme(),
+            )
+        }
+    })
+    .await?;
+    if attempts > 1 {
+        tracing::info!(%key, part = number, attempts, "part uploaded after retries");
+        inner.stats.part_retries.fetch_add(u64::from(attempts - 1), std::sync::atomic::Ordering::Relaxed);
+    }
+    drop(slices);
+    drop(held);
+    Ok(UploadedPart { number, etag, size, crc })
+}

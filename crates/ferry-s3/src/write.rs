@@ -1,0 +1,103 @@
+//! [`Uploader::upload`]: one object from a stream of bytes, in the shape of object_store's
+//! `WriteMultipart`. The caller hands over the body and gets back a verified object or an error
+//! having left nothing behind; the chunker, the part uploads, the gate and the clean-up are all
+//! in here.
+
+use crate::Uploader;
+use crate::error::{BoxError, Error};
+use crate::upload::{ObjectMeta, ObjectUpload, UploadedObject};
+use bytes::Bytes;
+use ferry_core::chunk::{Chunker, ObjectSummary};
+use futures::{Stream, StreamExt};
+
+/// What to store: the key, the object's metadata, and the chunker the caller configured (plan,
+/// declared length, maximum size, which digests to compute).
+#[derive(Debug)]
+pub struct ObjectWrite {
+    /// The object key.
+    pub key: String,
+    /// Stored with the object.
+    pub meta: ObjectMeta,
+    /// Cuts the body into parts and hashes it. Its CRC must be the uploader's checksum mode's
+    /// ([`ChecksumMode::chunker_options`](crate::ChecksumMode::chunker_options)).
+    pub chunker: Chunker,
+}
+
+/// Checked once the body has ended and every part is uploaded, before Complete (or the single
+/// PutObject): the caller compares its declared digests (`Content-MD5`, `Repr-Digest`) with the
+/// chunker's summary here. Returning `Err` aborts the upload and comes back as
+/// [`Error::Rejected`] carrying that error.
+pub type Gate = Box<dyn FnOnce(&ObjectSummary) -> Result<(), BoxError> + Send>;
+
+/// A stored, verified object and the chunker's summary of it (digests, size).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The object as S3 holds it.
+    pub object: UploadedObject,
+    /// What the chunker computed over the body.
+    pub summary: ObjectSummary,
+}
+
+impl Uploader {
+    /// Streams `body` into `write.key`: cuts it into parts with `write.chunker`, uploads at most
+    /// [`UploadConfig::max_in_flight`](crate::UploadConfig::max_in_flight) parts at once (the body
+    /// is not read while they are all busy), each as its own slices of the body's frames; creates
+    /// the multipart upload only with the first full part (a file that fits one part is a single
+    /// PutObject); asks `gate` once the body has ended and every part is stored; then completes and
+    /// verifies the object.
+    ///
+    /// The body stream is dropped as soon as it ends, while parts may still be uploading: the part
+    /// bytes are released only when this returns. If the returned future is dropped, the upload is
+    /// aborted in the background ([`Uploader::cleanups_settled`] waits for it).
+    ///
+    /// # Errors
+    /// Whatever the error, no multipart upload and no object are left:
+    /// [`Error::Body`] (the body's own error, boxed), [`Error::Chunk`] (longer than declared or than
+    /// the maximum, shorter than declared), [`Error::Rejected`] (the gate's error), or any S3
+    /// failure once retries are spent. [`Error::InvalidInput`] if the chunker's CRC is not the
+    /// checksum mode's (nothing is read then).
+    pub async fn upload<S, E>(&self, write: ObjectWrite, body: S, gate: Option<Gate>) -> Result<Stored, Error>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
+        let ObjectWrite { key, meta, mut chunker } = write;
+        let mode = self.config().checksum_mode;
+        if chunker.options().crc != mode.crc() {
+            return Err(Error::InvalidInput(format!(
+                "the chunker computes CRC {:?} but the checksum mode {mode:?} needs {:?}",
+                chunker.options().crc,
+                mode.crc()
+            )));
+        }
+        let mut upload = self.begin(key, meta);
+        if let Err(error) = feed(&mut upload, &mut chunker, body).await {
+            return upload.fail(error).await;
+        }
+        let (last, summary) = match chunker.finish() {
+            Ok(done) => done,
+            Err(error) => return upload.fail(Error::Chunk(error)).await,
+        };
+        // A part tap (a second reader of every part, such as a malware scanner) would be awaited
+        // here, before the gate.
+        let object = upload.finish_gated(last, &summary, gate).await?;
+        Ok(Stored { object, summary })
+    }
+}
+
+/// Reads `body` to its end through `chunker` into `upload`; the body is dropped on return.
+async fn feed<S, E>(upload: &mut ObjectUpload, chunker: &mut Chunker, body: S) -> Result<(), Error>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    while let Some(frame) = body.next().await {
+        let frame = frame.map_err(|error| Error::Body(error.into()))?;
+        for part in chunker.push(frame).map_err(Error::Chunk)? {
+            // Waits while every slot is busy: the back-pressure on the body.
+            upload.push_part(part).await?;
+        }
+    }
+    Ok(())
+}

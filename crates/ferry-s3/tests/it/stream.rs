@@ -1,0 +1,219 @@
+//! `Uploader::upload` against s3s-fs in process: a body stream in, a verified object (or nothing at
+//! all) out. Multi-part and single-part bodies land byte-identical; a failing body, a refusing gate
+//! and a body that breaks its plan leave no multipart upload and no object; the part bytes held stay
+//! within `part size × (max_in_flight + 1)`; a dropped upload is cleaned up in the background.
+
+use crate::support::{BUCKET, Fs, PART, config, exists, random_bytes, read_back};
+use bytes::Bytes;
+use ferry_core::checksum::Md5;
+use ferry_core::chunk::{ChunkError, Chunker, ObjectSummary};
+use ferry_core::plan::{PlanLimits, plan_parts};
+use ferry_s3::{ChecksumMode, Error, Gate, ObjectMeta, ObjectWrite, UploadConfig, Uploader};
+use ferry_sandbox::s3_faults::{Action, FaultProxy, Operation, Rule, Target};
+use futures::{Stream, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// What to store at `key`: 5 MiB parts, `declared` length if any, the uploader's digests.
+fn write(uploader: &Uploader, key: &str, declared: Option<u64>) -> ObjectWrite {
+    // 16 GiB at most: 5 MiB parts even when no length is declared.
+    let limits = PlanLimits { preferred_part_size: PART, max_file_size: 1 << 34 };
+    let plan = plan_parts(declared, &limits).expect("plan");
+    ObjectWrite {
+        key: key.into(),
+        meta: ObjectMeta { content_type: Some("application/octet-stream".into()), ..ObjectMeta::default() },
+        chunker: Chunker::new(plan, uploader.config().checksum_mode.chunker_options(true)),
+    }
+}
+
+/// `data` as a body of `frame`-byte frames.
+fn frames(data: &Bytes, frame: usize) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + use<> {
+    let data = data.clone();
+    let cuts: Vec<Bytes> =
+        (0..data.len()).step_by(frame).map(|at| data.slice(at..(at + frame).min(data.len()))).collect();
+    futures::stream::iter(cuts.into_iter().map(Ok))
+}
+
+/// Asserts that nothing of `key` is left: no multipart upload, no part, no object.
+async fn assert_nothing_left(fs: &Fs, uploader: &Uploader, key: &str) {
+    uploader.cleanups_settled().await;
+    assert_eq!(fs.server.pending_multipart(), (0, 0), "multipart uploads or parts left behind");
+    assert!(!exists(&fs.client().await, BUCKET, key).await, "{key} must not exist");
+    assert_eq!(uploader.memory().held(), 0);
+}
+
+async fn proxied(fs: &Fs, config: UploadConfig) -> (FaultProxy, Uploader) {
+    let proxy = FaultProxy::start(fs.server.addr()).await.unwrap();
+    let uploader = Uploader::new(fs.client_via(&proxy.endpoint()).await, BUCKET, config);
+    (proxy, uploader)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_part_and_single_part_bodies_are_stored_and_verified() {
+    let fs = Fs::start().await;
+    for mode in [ChecksumMode::Md5, ChecksumMode::Crc64Nvme] {
+        let (proxy, uploader) = proxied(&fs, config(mode)).await;
+        for (len, parts) in [(3 * PART as usize + 3, 4), (PART as usize, 1), (1000, 1), (0, 1)] {
+            let data = Bytes::from(random_bytes(len, len as u64));
+            let key = format!("stream/{mode:?}-{len}");
+            let asked = Arc::new(AtomicBool::new(false));
+            let gate: Gate = Box::new({
+                let (asked, md5) = (Arc::clone(&asked), Md5::of(&data));
+                move |summary: &ObjectSummary| {
+                    asked.store(true, Ordering::SeqCst);
+                    if summary.md5 == md5 { Ok(()) } else { Err("Content-MD5 does not match".into()) }
+                }
+            });
+            let creates_before = proxy.requests_of(Target::Op(Operation::CreateMultipartUpload)).len();
+            let stored = uploader
+                .upload(write(&uploader, &key, Some(len as u64)), frames(&data, 300_000), Some(gate))
+                .await
+                .unwrap_or_else(|e| panic!("{mode:?} {len} bytes: {e}"));
+            assert!(asked.load(Ordering::SeqCst), "the gate was asked");
+            let creates =
+                proxy.requests_of(Target::Op(Operation::CreateMultipartUpload)).len() - creates_before;
+            assert_eq!(creates, usize::from(parts > 1), "{len} bytes: multipart only when needed");
+            assert_eq!(stored.object.part_count, parts);
+            assert_eq!((stored.object.size, stored.summary.len), (len as u64, len as u64));
+            assert_eq!(stored.object.md5, Md5::of(&data));
+            assert_eq!(stored.summary.sha256, Some(ferry_core::checksum::Sha256::of(&data)));
+            let expected_etag =
+                if parts == 1 { Md5::of(&data).to_hex() } else { stored.summary.multipart_etag() };
+            assert_eq!(stored.object.etag, expected_etag);
+            let (bytes, etag) = read_back(&fs.client().await, BUCKET, &key).await;
+            assert!(bytes == data, "{len} bytes: stored object differs");
+            assert_eq!(etag, expected_etag);
+            assert_eq!(uploader.memory().held(), 0);
+        }
+        assert_eq!(uploader.stats().aborted(), 0);
+    }
+    assert_eq!(fs.server.pending_multipart(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_body_returns_its_own_error_and_leaves_nothing() {
+    let fs = Fs::start().await;
+    let uploader = Uploader::new(fs.client().await, BUCKET, config(ChecksumMode::Crc64Nvme));
+    // After two and a half parts (a multipart upload exists, parts are up), and at once.
+    for (sent, key) in [(2 * PART as usize + PART as usize / 2, "body/late"), (0, "body/early")] {
+        let data = Bytes::from(random_bytes(sent, 5));
+        let body = frames(&data, 1 << 20)
+            .chain(futures::stream::iter([Err(std::io::Error::other("client went away"))]));
+        let err = uploader.upload(write(&uploader, key, None), body, None).await.unwrap_err();
+        let Error::Body(source) = err else { panic!("{key}: expected Error::Body, got {err:?}") };
+        let source = source.downcast::<std::io::Error>().expect("the body's own error");
+        assert_eq!(source.to_string(), "client went away");
+        assert_nothing_left(&fs, &uploader, key).await;
+    }
+    assert_eq!(uploader.stats().aborted(), 1, "only the late failure had a multipart upload to abort");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_gate_is_rejected_and_leaves_nothing() {
+    let fs = Fs::start().await;
+    let (proxy, uploader) = proxied(&fs, config(ChecksumMode::Md5)).await;
+    for (len, key) in [(2 * PART as usize + 1, "gate/multi"), (10, "gate/single")] {
+        let data = Bytes::from(random_bytes(len, 6));
+        let gate: Gate = Box::new(|_: &ObjectSummary| Err("Content-MD5 does not match".into()));
+        let err = uploader
+            .upload(write(&uploader, key, None), frames(&data, 1 << 20), Some(gate))
+            .await
+            .unwrap_err();
+        let Error::Rejected(why) = err else { panic!("{key}: expected Error::Rejected, got {err:?}") };
+        assert_eq!(why.to_string(), "Content-MD5 does not match");
+        assert_nothing_left(&fs, &uploader, key).await;
+    }
+    assert!(proxy.requests_of(Target::Op(Operation::CompleteMultipartUpload)).is_empty());
+    assert!(
+        proxy.requests_of(Target::Op(Operation::PutObject)).is_empty(),
+        "a refused one-part file is never sent"
+    );
+    assert_eq!(proxy.requests_of(Target::UploadPart(None)).len(), 3, "the multi-part file's parts went up");
+    assert_eq!(uploader.stats().aborted(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_breaks_its_plan_is_a_chunk_error_and_leaves_nothing() {
+    let fs = Fs::start().await;
+    let uploader = Uploader::new(fs.client().await, BUCKET, config(ChecksumMode::Crc32c));
+    let declared = 2 * PART + 10;
+
+    let longer = Bytes::from(random_bytes(declared as usize + 1, 7));
+    let err = uploader
+        .upload(write(&uploader, "plan/long", Some(declared)), frames(&longer, 1 << 20), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Chunk(ChunkError::TooLong { limit, declared: true }) if limit == declared),
+        "{err:?}"
+    );
+    assert_nothing_left(&fs, &uploader, "plan/long").await;
+
+    let shorter = longer.slice(..declared as usize - 1);
+    let err = uploader
+        .upload(write(&uploader, "plan/short", Some(declared)), frames(&shorter, 1 << 20), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Chunk(ChunkError::TooShort { .. })), "{err:?}");
+    assert_nothing_left(&fs, &uploader, "plan/short").await;
+    assert_eq!(uploader.stats().aborted(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunker_without_the_modes_crc_is_refused_before_reading() {
+    let fs = Fs::start().await;
+    let uploader = Uploader::new(fs.client().await, BUCKET, config(ChecksumMode::Crc64Nvme));
+    let plan = plan_parts(None, &PlanLimits { preferred_part_size: PART, max_file_size: 1 << 30 }).unwrap();
+    let write = ObjectWrite {
+        key: "mode".into(),
+        meta: ObjectMeta::default(),
+        chunker: Chunker::new(plan, ChecksumMode::Md5.chunker_options(false)),
+    };
+    let body = futures::stream::poll_fn(|_| -> std::task::Poll<Option<Result<Bytes, std::io::Error>>> {
+        panic!("the body must not be read")
+    });
+    let err = uploader.upload(write, body, None).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+}
+
+const IN_FLIGHT: usize = 2;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn part_memory_stays_within_the_bound_while_s3_is_slow() {
+    let fs = Fs::start().await;
+    let config = UploadConfig { max_in_flight: IN_FLIGHT, ..config(ChecksumMode::Md5) };
+    let (proxy, uploader) = proxied(&fs, config).await;
+    proxy.add_rule(Rule::new(Target::UploadPart(None), Action::Delay(Duration::from_millis(150))).always());
+    let data = Bytes::from(random_bytes(8 * PART as usize + 1, 8));
+    // Spawned: the upload future is Send and 'static once the uploader is moved in.
+    let task = tokio::spawn({
+        let (uploader, data) = (uploader.clone(), data.clone());
+        async move {
+            let write = write(&uploader, "bounded", Some(data.len() as u64));
+            uploader.upload(write, frames(&data, 1 << 20), None).await
+        }
+    });
+    let stored = task.await.unwrap().expect("stored");
+    assert_eq!(stored.object.part_count, 9);
+    let (peak, bound) = (uploader.memory().peak(), PART * (IN_FLIGHT as u64 + 1));
+    assert!(peak <= bound, "peak {peak} over the bound {bound}");
+    assert!(peak >= PART * IN_FLIGHT as u64, "S3 was slow, so parts must have queued up (peak {peak})");
+    assert_eq!(uploader.memory().held(), 0);
+    assert!(read_back(&fs.client().await, BUCKET, "bounded").await.0 == data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_upload_is_aborted_in_the_background() {
+    let fs = Fs::start().await;
+    let uploader = Uploader::new(fs.client().await, BUCKET, config(ChecksumMode::Md5));
+    let data = Bytes::from(random_bytes(2 * PART as usize + 1, 9));
+    // The body stalls after two parts' worth, like a client that stopped sending.
+    let body = frames(&data, 1 << 20).chain(futures::stream::pending());
+    let upload = uploader.upload(write(&uploader, "dropped", None), body, None);
+    let waited = tokio::time::timeout(Duration::from_secs(1), upload).await;
+    assert!(waited.is_err(), "the stalled upload cannot finish");
+    uploader.cleanups_settled().await;
+    assert_eq!(uploader.stats().aborted(), 1, "the multipart upload existed and was aborted");
+    assert_nothing_left(&fs, &uploader, "dropped").await;
+}
