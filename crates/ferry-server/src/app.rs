@@ -1,8 +1,9 @@
 //! The HTTP surface: `fn app(state) -> Router`, so tests drive it with `oneshot` and over real
 //! sockets alike.
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::links::{self, LinkError};
+use crate::request_id::{self, ReqId};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -32,7 +33,7 @@ pub fn app(state: AppState, dev: Option<Router>) -> Router {
     if let Some(dev) = dev {
         router = router.merge(dev);
     }
-    router.layer(cors)
+    request_id::layer(router).layer(cors)
 }
 
 fn cors(state: &AppState) -> CorsLayer {
@@ -64,28 +65,30 @@ struct LinkQuery {
 /// `GET /v1/files/{id}`: a signed link → 302 to a short-lived presigned S3 GET.
 async fn download(
     State(state): State<AppState>,
+    ReqId(request_id): ReqId,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let query =
         LinkQuery { expires: query.get("expires").cloned(), signature: query.get("signature").cloned() };
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let forbidden = |message: &str| {
-        AppError::new(StatusCode::FORBIDDEN, "invalid_link", message)
-            .with_request_id(&request_id)
-            .into_response()
-    };
-    match state.links.verify(&id, query.expires.as_deref(), query.signature.as_deref(), state.now_unix()) {
-        Ok(()) => {}
-        Err(LinkError::Expired) => return forbidden("this link has expired"),
-        Err(LinkError::Malformed | LinkError::BadSignature) => return forbidden("this link is not valid"),
-    }
-    let Some(tail) = links::key_tail(&id) else { return forbidden("this link is not valid") };
-    let key = format!("{}{tail}", state.config.s3.prefix);
-    match state.uploader.presign_get(&key, Duration::from_secs(300), None).await {
+    match presigned(&state, &id, &query).await {
         Ok(url) => (StatusCode::FOUND, [(header::LOCATION, url)], ()).into_response(),
-        Err(error) => AppError::storage(&error).with_request_id(&request_id).into_response(),
+        Err(error) => error.with_request_id(&request_id).into_response(),
     }
+}
+
+async fn presigned(state: &AppState, id: &str, query: &LinkQuery) -> Result<String, AppError> {
+    let forbidden = |message: &str| AppError::new(ErrorCode::InvalidLink, message);
+    match state.links.verify(id, query.expires.as_deref(), query.signature.as_deref(), state.now_unix()) {
+        Ok(()) => {}
+        Err(LinkError::Expired) => return Err(forbidden("this link has expired")),
+        Err(LinkError::Malformed | LinkError::BadSignature) => {
+            return Err(forbidden("this link is not valid"));
+        }
+    }
+    let tail = links::key_tail(id).ok_or_else(|| forbidden("this link is not valid"))?;
+    let key = format!("{}{tail}", state.config.s3.prefix);
+    Ok(state.uploader.presign_get(&key, Duration::from_secs(300), None).await?)
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

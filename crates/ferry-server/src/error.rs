@@ -1,87 +1,384 @@
-//! The one place library errors become HTTP: [`AppError`] carries a stable code, a status and a
-//! safe message, and renders `{"error":{"code","message","requestId"}}`. 4xx messages say what was
-//! wrong with the request; 5xx messages say little, and the cause goes to the log.
+//! The one place library errors become HTTP. [`ErrorCode`] names every answer ferry gives with its
+//! stable string and its status; [`AppError`] is a code, a safe message and (where the client should
+//! wait) a `Retry-After`, rendered as `{"error":{"code","message","requestId"}}`. The `From`
+//! conversions sort the libraries' errors into codes, so handlers use `?`: the client's faults are
+//! 4xx with a message saying what was wrong; an operator's (a missing bucket, refused credentials,
+//! a setting Genesys refuses) is 500 with a code that says whose; a service that is unwell is 502 or
+//! 503. 5xx messages say little, and the cause goes to the log.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
+use ferry_core::chunk::ChunkError;
 use http::{HeaderValue, StatusCode};
-use serde_json::json;
+use serde::Serialize;
+use std::time::Duration;
 
-/// An error answer.
+/// Defines [`ErrorCode`] from one table, so its list, strings and statuses cannot drift apart.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal, $status:ident;)*) => {
+        /// A stable error code: the `code` of an error body. `docs/api.md` and the OpenAPI file list
+        /// every one (`tests/openapi.rs` checks them against [`ErrorCode::ALL`]).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order of the documentation's table.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The stable string clients match on.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)*
+                }
+            }
+
+            /// The HTTP status the code comes with.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(Self::$variant => StatusCode::$status,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// A guest session without `X-Genesys-Deployment-Id`.
+    MissingDeployment = "missing_deployment", BAD_REQUEST;
+    /// A raw upload without `X-File-Name`.
+    MissingFileName = "missing_file_name", BAD_REQUEST;
+    /// A file name that is badly encoded, has control characters or is too long.
+    InvalidFileName = "invalid_file_name", BAD_REQUEST;
+    /// `Content-MD5` or `Repr-Digest` is not a digest.
+    InvalidDigest = "invalid_digest", BAD_REQUEST;
+    /// A malformed form, no `file` part, two of them, or an oversized extra field.
+    InvalidMultipart = "invalid_multipart", BAD_REQUEST;
+    /// A caption that is too long, not UTF-8 text or has control characters.
+    InvalidCaption = "invalid_caption", BAD_REQUEST;
+    /// The body is longer than its `Content-Length`.
+    LengthMismatch = "length_mismatch", BAD_REQUEST;
+    /// The body is shorter than its `Content-Length`.
+    IncompleteBody = "incomplete_body", BAD_REQUEST;
+    /// The body ended abnormally.
+    ClientDisconnected = "client_disconnected", BAD_REQUEST;
+    /// An Open Messaging deployment, and a ticket without `from`.
+    MissingRecipient = "missing_recipient", BAD_REQUEST;
+    /// No usable `Authorization`.
+    MissingSession = "missing_session", UNAUTHORIZED;
+    /// The token is not one Genesys issues, or Genesys has no session for it.
+    UnknownSession = "unknown_session", UNAUTHORIZED;
+    /// The ticket is malformed, tampered with, expired or used, or tickets are off.
+    InvalidTicket = "invalid_ticket", UNAUTHORIZED;
+    /// ferry is not configured for the deployment.
+    DeploymentNotAllowed = "deployment_not_allowed", FORBIDDEN;
+    /// A download link that is malformed, tampered with or expired.
+    InvalidLink = "invalid_link", FORBIDDEN;
+    /// Genesys refused the caller's session: it expired, or its connections are all in use.
+    SessionRefused = "session_refused", FORBIDDEN;
+    /// The body stalled.
+    BodyTimeout = "body_timeout", REQUEST_TIMEOUT;
+    /// The body arrives slower than the minimum rate.
+    TooSlow = "too_slow", REQUEST_TIMEOUT;
+    /// The upload took longer than allowed.
+    UploadTimeout = "upload_timeout", REQUEST_TIMEOUT;
+    /// The conversation has ended.
+    ConversationClosed = "conversation_closed", CONFLICT;
+    /// Larger than a limit.
+    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE;
+    /// A blocked extension, a type not allowed, or content that is not what it claims.
+    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
+    /// The bytes do not match the declared digest.
+    ChecksumMismatch = "checksum_mismatch", UNPROCESSABLE_ENTITY;
+    /// The storage is misconfigured (no such bucket, access denied): the operator's to fix.
+    StorageMisconfigured = "storage_misconfigured", INTERNAL_SERVER_ERROR;
+    /// Genesys refuses a setting of ferry's (credentials, origin, integration): the operator's to fix.
+    GenesysMisconfigured = "genesys_misconfigured", INTERNAL_SERVER_ERROR;
+    /// Genesys could not be reached or refused the delivery.
+    GenesysUnavailable = "genesys_unavailable", BAD_GATEWAY;
+    /// S3 failed.
+    StorageUnavailable = "storage_unavailable", SERVICE_UNAVAILABLE;
+    /// Genesys is rate limiting ferry.
+    GenesysRateLimited = "genesys_rate_limited", SERVICE_UNAVAILABLE;
+    /// The memory budget is in use.
+    ServerBusy = "server_busy", SERVICE_UNAVAILABLE;
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error answer: a code, a message safe to show, and maybe a `Retry-After`.
 #[derive(Debug)]
 pub struct AppError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable machine-readable code.
-    pub code: &'static str,
-    /// Human message, safe to show.
-    pub message: String,
-    /// Seconds for a `Retry-After` header.
-    pub retry_after: Option<u64>,
-    /// Filled in by the handler before rendering.
-    pub request_id: String,
+    code: ErrorCode,
+    message: String,
+    retry_after: Option<u64>,
+    request_id: String,
 }
 
 impl AppError {
-    /// An error with a status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None, request_id: String::new() }
+    /// An error with `code` and a message safe to show.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), retry_after: None, request_id: String::new() }
     }
 
-    /// 400 with `code`.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// Adds a `Retry-After`.
+    /// Adds a `Retry-After` of `secs` seconds.
+    #[must_use]
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
     }
 
     /// Sets the request id shown in the body.
+    #[must_use]
     pub fn with_request_id(mut self, id: &str) -> Self {
-        self.request_id = id.to_owned();
+        id.clone_into(&mut self.request_id);
         self
     }
 
-    /// Storage failed (the cause is logged, not shown).
-    pub fn storage(error: &ferry_s3::Error) -> Self {
-        tracing::error!(%error, kind = error.kind(), "storage failed");
-        let retry = error.is_retryable();
-        let e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            "the file could not be stored; nothing was kept",
-        );
-        if retry { e.retry_after(5) } else { e }
+    /// The code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
     }
 
-    /// Genesys failed (the cause is logged, not shown).
-    pub fn genesys(error: &ferry_genesys::Error) -> Self {
-        tracing::error!(%error, "Genesys failed");
-        Self::new(
-            StatusCode::BAD_GATEWAY,
-            "genesys_unavailable",
-            "Genesys could not be reached or refused the delivery; nothing was kept",
-        )
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Seconds of the `Retry-After` header, if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// 413 for a file over `max` bytes.
+    pub fn too_large(max: u64) -> Self {
+        Self::new(ErrorCode::PayloadTooLarge, format!("files may be at most {max} bytes"))
+    }
+
+    fn storage_unavailable() -> Self {
+        Self::new(ErrorCode::StorageUnavailable, "the file could not be stored; nothing was kept")
+    }
+
+    fn genesys_rate_limited(retry_after: Duration) -> Self {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        Self::new(ErrorCode::GenesysRateLimited, "Genesys is limiting requests; try again shortly")
+            .retry_after(secs.max(1))
     }
 }
 
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(f, "{} {}: {}", self.status().as_u16(), self.code, self.message)
     }
+}
+
+/// So an `AppError` can travel through a library's boxed error (a body stream's, a gate's) and
+/// be taken back out.
+impl std::error::Error for AppError {}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Inner<'a> {
+    code: &'static str,
+    message: &'a str,
+    request_id: &'a str,
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "requestId": self.request_id}});
-        let mut response = (self.status, Json(body)).into_response();
+        let body = Body {
+            error: Inner { code: self.code.as_str(), message: &self.message, request_id: &self.request_id },
+        };
+        let mut response = (self.status(), Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+/// S3's failures: the operator's (no bucket, no access) are 500 `storage_misconfigured`; the rest
+/// 503 `storage_unavailable`, with `Retry-After` when a later try may succeed. Errors the body
+/// stream or the digest gate raised come back as they were.
+impl From<ferry_s3::Error> for AppError {
+    fn from(error: ferry_s3::Error) -> Self {
+        use ferry_s3::Error as S3;
+        match error {
+            S3::NoSuchBucket { .. } | S3::AccessDenied { .. } => {
+                tracing::error!(%error, kind = error.kind(), "storage is misconfigured");
+                Self::new(
+                    ErrorCode::StorageMisconfigured,
+                    "ferry's storage is misconfigured; nothing was kept",
+                )
+            }
+            error => {
+                tracing::error!(%error, kind = error.kind(), "storage failed");
+                let retry = error.is_retryable();
+                let answer = Self::storage_unavailable();
+                if retry { answer.retry_after(5) } else { answer }
+            }
+        }
+    }
+}
+
+/// Genesys's failures, sorted by [`ferry_genesys::Fault`]: the caller's session (unknown 401,
+/// closed 409, otherwise refused 403, as when all its connections are in use); rate limits 503 with
+/// `Retry-After`; a setting of ferry's that Genesys refuses (origin, OAuth client, role,
+/// integration) 500; the rest (unreachable, failing, refusing this file) 502.
+impl From<ferry_genesys::Error> for AppError {
+    fn from(error: ferry_genesys::Error) -> Self {
+        use ferry_genesys::{Error as G, Fault};
+        if error.is_rate_limited() {
+            tracing::warn!(%error, "Genesys is rate limiting");
+            return Self::genesys_rate_limited(error.retry_after().unwrap_or(Duration::from_secs(5)));
+        }
+        match (&error, error.fault()) {
+            (G::SessionNotFound, _) => {
+                Self::new(ErrorCode::UnknownSession, "Genesys has no session for this token")
+            }
+            (G::ConversationClosed, _) => Self::new(
+                ErrorCode::ConversationClosed,
+                "the conversation has ended; start a new one to send files",
+            ),
+            (G::SessionLimitReached, _) | (_, Fault::Session) => {
+                tracing::info!(%error, "Genesys refused the guest session");
+                Self::new(
+                    ErrorCode::SessionRefused,
+                    "Genesys refused this session: it has expired, or all its connections are in use",
+                )
+            }
+            (_, Fault::Configuration) => {
+                tracing::error!(%error, "Genesys refused ferry's settings");
+                Self::new(
+                    ErrorCode::GenesysMisconfigured,
+                    "Genesys refused ferry's settings for this deployment; nothing was kept",
+                )
+            }
+            _ => {
+                tracing::error!(%error, "Genesys failed");
+                Self::new(
+                    ErrorCode::GenesysUnavailable,
+                    "Genesys could not be reached or refused the delivery; nothing was kept",
+                )
+            }
+        }
+    }
+}
+
+/// The chunker's refusals: the body broke its declared length or a size limit.
+impl From<ChunkError> for AppError {
+    fn from(error: ChunkError) -> Self {
+        match error {
+            ChunkError::TooLong { declared: true, .. } => {
+                Self::new(ErrorCode::LengthMismatch, "the body is longer than its Content-Length")
+            }
+            ChunkError::TooLong { limit, .. } => Self::too_large(limit),
+            ChunkError::TooShort { .. } => {
+                Self::new(ErrorCode::IncompleteBody, "the body ended before its Content-Length")
+            }
+            _ => Self::new(ErrorCode::PayloadTooLarge, "the file is larger than allowed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_4xx_or_5xx() {
+        let strings: BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(strings.len(), ErrorCode::ALL.len(), "no two codes share a string");
+        for code in ErrorCode::ALL {
+            assert!(code.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{code}");
+            assert!(code.status().is_client_error() || code.status().is_server_error(), "{code}");
+        }
+    }
+
+    #[test]
+    fn storage_faults_are_sorted_by_whose_they_are() {
+        let missing = AppError::from(ferry_s3::Error::NoSuchBucket { bucket: "b".into() });
+        assert_eq!(
+            (missing.status(), missing.code()),
+            (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StorageMisconfigured)
+        );
+        let denied =
+            AppError::from(ferry_s3::Error::AccessDenied { operation: "PutObject", message: String::new() });
+        assert_eq!(denied.code(), ErrorCode::StorageMisconfigured);
+        assert_eq!(denied.retry_after_secs(), None);
+        let throttled = AppError::from(ferry_s3::Error::Throttled { operation: "UploadPart", attempts: 3 });
+        assert_eq!(
+            (throttled.code(), throttled.retry_after_secs()),
+            (ErrorCode::StorageUnavailable, Some(5))
+        );
+    }
+
+    #[test]
+    fn genesys_faults_are_sorted_by_whose_they_are() {
+        let limited =
+            AppError::from(ferry_genesys::Error::RateLimited { retry_after: Duration::from_millis(2500) });
+        assert_eq!(limited.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!((limited.code(), limited.retry_after_secs()), (ErrorCode::GenesysRateLimited, Some(3)));
+        let refused = AppError::from(ferry_genesys::Error::SessionLimitReached);
+        assert_eq!((refused.status(), refused.code()), (StatusCode::FORBIDDEN, ErrorCode::SessionRefused));
+        let origin = AppError::from(ferry_genesys::Error::HandshakeRejected { status: 403 });
+        assert_eq!(origin.code(), ErrorCode::GenesysMisconfigured);
+        let gone = AppError::from(ferry_genesys::Error::UploadRejected { status: 403 });
+        assert_eq!((gone.status(), gone.code()), (StatusCode::BAD_GATEWAY, ErrorCode::GenesysUnavailable));
+        let unknown = AppError::from(ferry_genesys::Error::SessionNotFound);
+        assert_eq!(unknown.code(), ErrorCode::UnknownSession);
+        let closed = AppError::from(ferry_genesys::Error::ConversationClosed);
+        assert_eq!(closed.status(), StatusCode::CONFLICT);
+        let client = AppError::from(ferry_genesys::Error::Auth(ferry_auth::Error::InvalidClient {
+            status: 401,
+            error: "invalid_client".into(),
+            description: None,
+        }));
+        assert_eq!(client.code(), ErrorCode::GenesysMisconfigured);
+        let role = AppError::from(ferry_genesys::Error::Api {
+            status: 403,
+            body: None,
+            correlation_id: None,
+            rate_limit: None,
+            retry_after: None,
+        });
+        assert_eq!(role.code(), ErrorCode::GenesysMisconfigured);
+        let busy = AppError::from(ferry_genesys::Error::Api {
+            status: 429,
+            body: None,
+            correlation_id: None,
+            rate_limit: None,
+            retry_after: None,
+        });
+        assert_eq!((busy.code(), busy.retry_after_secs()), (ErrorCode::GenesysRateLimited, Some(5)));
+    }
+
+    #[test]
+    fn chunk_errors_say_what_the_body_did() {
+        let longer = AppError::from(ChunkError::TooLong { limit: 5, declared: true });
+        assert_eq!(longer.code(), ErrorCode::LengthMismatch);
+        let huge = AppError::from(ChunkError::TooLong { limit: 5, declared: false });
+        assert_eq!(
+            (huge.code(), huge.message()),
+            (ErrorCode::PayloadTooLarge, "files may be at most 5 bytes")
+        );
+        let short = AppError::from(ChunkError::TooShort { received: 1, declared: 5 });
+        assert_eq!(short.code(), ErrorCode::IncompleteBody);
     }
 }

@@ -33,6 +33,7 @@ pub mod links;
 pub mod metrics;
 pub mod names;
 pub mod reaper;
+pub mod request_id;
 pub mod serve;
 pub mod sniff;
 pub mod state;

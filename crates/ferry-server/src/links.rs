@@ -74,7 +74,7 @@ impl LinkSigner {
 
     /// The signature of `file_id` expiring at `expires` (Unix seconds), hex.
     pub fn signature(&self, file_id: &str, expires: u64) -> String {
-        ferry_core::checksum::hex(&self.mac(file_id, expires).finalize().into_bytes())
+        hex::encode(self.mac(file_id, expires).finalize().into_bytes())
     }
 
     /// The full link.
@@ -98,18 +98,15 @@ impl LinkSigner {
         now: u64,
     ) -> Result<(), LinkError> {
         // Only the exact text the signer writes: decimal without sign or leading zeros, and 64
-        // lower-case hex digits (`u64::from_str` and `u8::from_str_radix` also take `+`, `01000`
-        // and upper case, which would let one link be written many ways).
+        // lower-case hex digits (`u64::from_str` also takes `+` and `01000`, and `hex::decode`
+        // upper case, which would let one link be written many ways).
         let expires: u64 = expires
             .and_then(|e| e.parse().ok().filter(|n: &u64| n.to_string() == e))
             .ok_or(LinkError::Malformed)?;
         let signature = signature
             .filter(|s| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
             .ok_or(LinkError::Malformed)?;
-        let raw: Vec<u8> = (0..32)
-            .map(|i| u8::from_str_radix(signature.get(i * 2..i * 2 + 2).unwrap_or("zz"), 16))
-            .collect::<Result<_, _>>()
-            .map_err(|_| LinkError::Malformed)?;
+        let raw = hex::decode(signature).map_err(|_| LinkError::Malformed)?;
         self.mac(file_id, expires).verify_slice(&raw).map_err(|_| LinkError::BadSignature)?;
         if now >= expires {
             return Err(LinkError::Expired);

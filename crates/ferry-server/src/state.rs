@@ -1,6 +1,6 @@
 //! The shared state handlers work with, built once from the [`Config`].
 
-use crate::config::Config;
+use crate::config::{Config, Deployment};
 use crate::links::LinkSigner;
 use crate::metrics::Metrics;
 use crate::tickets::TicketVerifier;
@@ -27,10 +27,8 @@ pub struct Inner {
     pub config: Config,
     /// The S3 uploader.
     pub uploader: Uploader,
-    /// A guest client per deployment.
-    pub guests: BTreeMap<String, GuestClient>,
-    /// A platform client per Open Messaging deployment.
-    pub platforms: BTreeMap<String, PlatformClient>,
+    /// The deployments ferry serves, by id.
+    pub deployments: BTreeMap<String, Arc<Destination>>,
     /// The part-buffer budget, in MiB permits.
     pub budget: Arc<Semaphore>,
     /// Permits in the budget.
@@ -46,6 +44,22 @@ pub struct Inner {
     /// Uploads whose body is all in, completing and delivering in tasks of their own (a client
     /// that hangs up then does not cancel them); shutdown waits for them.
     pub completions: tokio_util::task::TaskTracker,
+}
+
+/// A deployment ferry serves, with what an upload for it needs: its settings, its size limit and
+/// its Genesys clients. Looked up once per request.
+#[derive(Debug)]
+pub struct Destination {
+    /// The deployment id.
+    pub id: String,
+    /// Its settings.
+    pub settings: Deployment,
+    /// Largest file it accepts (its own limit within ferry's).
+    pub max_file_size: u64,
+    /// The guest (Web Messaging) client.
+    pub guest: GuestClient,
+    /// The platform client, when it delivers through Open Messaging.
+    pub platform: Option<PlatformClient>,
 }
 
 impl std::ops::Deref for AppState {
@@ -90,48 +104,16 @@ impl AppState {
             ..UploadConfig::default()
         };
         let uploader = Uploader::new(client, config.s3.bucket.clone(), upload_config);
-        let mut guests = BTreeMap::new();
-        for (id, deployment) in &config.deployments {
-            let url = match &deployment.web_messaging_url {
-                Some(url) => {
-                    url::Url::parse(url).with_context(|| format!("deployments.{id}.web_messaging_url"))?
-                }
-                None => {
-                    let env = deployment.environment.as_deref().unwrap_or("mypurecloud.com");
-                    GenesysEndpoints::for_environment(env)
-                        .with_context(|| format!("deployments.{id}.environment"))?
-                        .web_messaging
-                }
+        let mut deployments = BTreeMap::new();
+        for (id, settings) in &config.deployments {
+            let destination = Destination {
+                id: id.clone(),
+                settings: settings.clone(),
+                max_file_size: config.max_file_size_for(settings),
+                guest: guest_client(id, settings)?,
+                platform: platform_client(id, settings)?,
             };
-            let mut guest = GuestConfig::new(url);
-            guest.origin = deployment.origin.clone();
-            guests.insert(id.clone(), GuestClient::new(guest).with_context(|| format!("deployments.{id}"))?);
-        }
-        let mut platforms = BTreeMap::new();
-        for (id, deployment) in &config.deployments {
-            let Some(om) = &deployment.open_messaging else { continue };
-            let env = deployment.environment.as_deref().unwrap_or("mypurecloud.com");
-            let endpoints =
-                GenesysEndpoints::for_host(env).with_context(|| format!("deployments.{id}.environment"))?;
-            let login = om
-                .login_url
-                .clone()
-                .unwrap_or_else(|| endpoints.login.to_string().trim_end_matches('/').to_owned());
-            let api = match &om.api_url {
-                Some(url) => url::Url::parse(url)
-                    .with_context(|| format!("deployments.{id}.open_messaging.api_url"))?,
-                None => endpoints.api.clone(),
-            };
-            let auth = AuthConfig::with_login_url(
-                login,
-                om.client_id.clone(),
-                ClientSecret::new(om.client_secret.clone()),
-            );
-            let tokens =
-                TokenManager::new(auth).with_context(|| format!("deployments.{id}.open_messaging"))?;
-            let platform = PlatformClient::new(PlatformConfig::new(api), Arc::new(tokens))
-                .with_context(|| format!("deployments.{id}.open_messaging"))?;
-            platforms.insert(id.clone(), platform);
+            deployments.insert(id.clone(), Arc::new(destination));
         }
         let budget_permits = u32::try_from(config.limits.memory_budget / MIB).unwrap_or(u32::MAX);
         let upload_permits = u32::try_from(config.part_buffer_bytes() / MIB).unwrap_or(u32::MAX);
@@ -139,8 +121,7 @@ impl AppState {
         let tickets = config.ticket_secret.as_ref().map(|s| TicketVerifier::new(s.as_bytes()));
         Ok(Self(Arc::new(Inner {
             uploader,
-            guests,
-            platforms,
+            deployments,
             budget: Arc::new(Semaphore::new(budget_permits as usize)),
             budget_permits,
             upload_permits,
@@ -152,6 +133,11 @@ impl AppState {
         })))
     }
 
+    /// The deployment `id`, if ferry serves it.
+    pub fn destination(&self, id: &str) -> Option<Arc<Destination>> {
+        self.deployments.get(id).cloned()
+    }
+
     /// Seconds since the Unix epoch.
     pub fn now_unix(&self) -> u64 {
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -161,4 +147,40 @@ impl AppState {
     pub fn budget_used_bytes(&self) -> u64 {
         u64::from(self.budget_permits).saturating_sub(self.budget.available_permits() as u64) * MIB
     }
+}
+
+fn guest_client(id: &str, deployment: &Deployment) -> anyhow::Result<GuestClient> {
+    let url = match &deployment.web_messaging_url {
+        Some(url) => url::Url::parse(url).with_context(|| format!("deployments.{id}.web_messaging_url"))?,
+        None => {
+            let env = deployment.environment.as_deref().unwrap_or("mypurecloud.com");
+            GenesysEndpoints::for_environment(env)
+                .with_context(|| format!("deployments.{id}.environment"))?
+                .web_messaging
+        }
+    };
+    let mut guest = GuestConfig::new(url);
+    guest.origin = deployment.origin.clone();
+    GuestClient::new(guest).with_context(|| format!("deployments.{id}"))
+}
+
+fn platform_client(id: &str, deployment: &Deployment) -> anyhow::Result<Option<PlatformClient>> {
+    let Some(om) = &deployment.open_messaging else { return Ok(None) };
+    let env = deployment.environment.as_deref().unwrap_or("mypurecloud.com");
+    let endpoints =
+        GenesysEndpoints::for_host(env).with_context(|| format!("deployments.{id}.environment"))?;
+    let login =
+        om.login_url.clone().unwrap_or_else(|| endpoints.login.to_string().trim_end_matches('/').to_owned());
+    let api = match &om.api_url {
+        Some(url) => {
+            url::Url::parse(url).with_context(|| format!("deployments.{id}.open_messaging.api_url"))?
+        }
+        None => endpoints.api.clone(),
+    };
+    let auth =
+        AuthConfig::with_login_url(login, om.client_id.clone(), ClientSecret::new(om.client_secret.clone()));
+    let tokens = TokenManager::new(auth).with_context(|| format!("deployments.{id}.open_messaging"))?;
+    let platform = PlatformClient::new(PlatformConfig::new(api), Arc::new(tokens))
+        .with_context(|| format!("deployments.{id}.open_messaging"))?;
+    Ok(Some(platform))
 }

@@ -1,0 +1,306 @@
+//! Ingest: the file's bytes → ferry-s3, in the upload's own task.
+//!
+//! The request reads the body (raw or a form's `file` part) and hands the bytes over a short
+//! channel, the [`Feed`]; the task reads them as a stream that ends only when the request says the
+//! body is all in ([`Feed::end`]). A request that goes away first (a hang-up, a cancelled
+//! connection) drops its feed, and the stream ends in an error, so a cut-off body is never stored
+//! as if whole; a request that goes away after the end cancels nothing. On the way to S3 the bytes
+//! pass the timeouts and the minimum rate, and the first bytes are sniffed; the declared digests
+//! are compared with the stored bytes' before the upload is completed.
+
+use crate::config::Limits;
+use crate::error::{AppError, ErrorCode};
+use crate::names;
+use crate::sniff;
+use crate::state::AppState;
+use crate::upload::declared::{Declared, Digests, TypePolicy};
+use bytes::Bytes;
+use ferry_core::chunk::{Chunker, ObjectSummary};
+use ferry_core::plan::{MIB, PlanLimits, plan_parts};
+use ferry_s3::{ObjectMeta, ObjectUpload, UploadedObject};
+use futures::{Stream, StreamExt};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the request hands to the upload task.
+enum Message {
+    /// The file begins: what it is.
+    Start(Box<Declared>),
+    /// The file's next bytes.
+    Bytes(Bytes),
+    /// The body is all in.
+    End,
+}
+
+/// The upload task stopped reading (it failed); its own result says why.
+#[derive(Debug)]
+pub(crate) struct Stopped;
+
+/// The request's end of the channel.
+#[derive(Debug)]
+pub(crate) struct Feed {
+    tx: mpsc::Sender<Message>,
+    caption: oneshot::Sender<Option<String>>,
+}
+
+/// The task's end of the channel.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    rx: mpsc::Receiver<Message>,
+    caption: oneshot::Receiver<Option<String>>,
+}
+
+/// A channel from the request to its upload task.
+pub(crate) fn channel() -> (Feed, Inbox) {
+    let (tx, rx) = mpsc::channel(2);
+    let (caption_tx, caption_rx) = oneshot::channel();
+    (Feed { tx, caption: caption_tx }, Inbox { rx, caption: caption_rx })
+}
+
+impl Feed {
+    /// The file begins.
+    pub(crate) async fn start(&self, declared: Declared) -> Result<(), Stopped> {
+        self.tx.send(Message::Start(Box::new(declared))).await.map_err(|_| Stopped)
+    }
+
+    /// The file's next bytes (waits while the task is busy: back-pressure).
+    pub(crate) async fn bytes(&self, bytes: Bytes) -> Result<(), Stopped> {
+        self.tx.send(Message::Bytes(bytes)).await.map_err(|_| Stopped)
+    }
+
+    /// The body is all in, with the file's caption.
+    pub(crate) async fn end(self, caption: Option<String>) -> Result<(), Stopped> {
+        let _ = self.caption.send(caption);
+        self.tx.send(Message::End).await.map_err(|_| Stopped)
+    }
+}
+
+/// The file's bytes as the task reads them, and the caption that comes with the end.
+pub(crate) struct Incoming {
+    /// The bytes, checked on the way (timeouts, rate, sniffing).
+    pub(crate) body: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, AppError>> + Send>>,
+    /// The caption, sent with the end of the body.
+    pub(crate) caption: oneshot::Receiver<Option<String>>,
+}
+
+impl Inbox {
+    /// Waits for the file to begin; `None` when the request ended first.
+    pub(crate) async fn open(mut self, limits: &Limits, policy: TypePolicy) -> Option<(Declared, Incoming)> {
+        let Some(Message::Start(declared)) = self.rx.recv().await else { return None };
+        let reader = Reader::new(self.rx, limits, policy, declared.content_type.clone());
+        let body = futures::stream::unfold(reader, |mut reader| async move {
+            let item = reader.next().await?;
+            if item.is_err() {
+                // Nothing more after an error; the request's next hand-over fails at once.
+                reader.ended = true;
+                reader.rx.close();
+            }
+            Some((item, reader))
+        });
+        Some((*declared, Incoming { body: Box::pin(body), caption: self.caption }))
+    }
+}
+
+/// The answer when the request went away before its body's end.
+pub(crate) fn cut_off() -> AppError {
+    AppError::new(ErrorCode::ClientDisconnected, "the request body ended abnormally")
+}
+
+/// Reads the channel with the body's time limits, sniffing the first bytes.
+struct Reader {
+    rx: mpsc::Receiver<Message>,
+    idle: Duration,
+    deadline: Instant,
+    started: Instant,
+    min_bytes_per_sec: u64,
+    received: u64,
+    head: Option<Vec<u8>>,
+    policy: TypePolicy,
+    content_type: String,
+    ended: bool,
+}
+
+impl Reader {
+    fn new(rx: mpsc::Receiver<Message>, limits: &Limits, policy: TypePolicy, content_type: String) -> Self {
+        let started = Instant::now();
+        Self {
+            rx,
+            idle: limits.idle_body_timeout(),
+            deadline: started + Duration::from_secs(limits.max_upload_secs),
+            started,
+            min_bytes_per_sec: limits.min_bytes_per_sec,
+            received: 0,
+            head: Some(Vec::with_capacity(sniff::SNIFF_LEN)),
+            policy,
+            content_type,
+            ended: false,
+        }
+    }
+
+    /// The next bytes, an error, or `None` at the body's end.
+    async fn next(&mut self) -> Option<Result<Bytes, AppError>> {
+        if self.ended {
+            return None;
+        }
+        let wait = self.idle.min(self.deadline.saturating_duration_since(Instant::now()));
+        let message = match tokio::time::timeout(wait, self.rx.recv()).await {
+            Err(_) if Instant::now() >= self.deadline => {
+                return Some(Err(AppError::new(
+                    ErrorCode::UploadTimeout,
+                    "the upload took longer than allowed",
+                )));
+            }
+            Err(_) => return Some(Err(AppError::new(ErrorCode::BodyTimeout, "the request body stalled"))),
+            Ok(message) => message,
+        };
+        match message {
+            None => Some(Err(cut_off())),
+            Some(Message::Start(_)) => {
+                Some(Err(AppError::new(ErrorCode::InvalidMultipart, "more than one `file` part")))
+            }
+            Some(Message::End) => {
+                self.ended = true;
+                // A file shorter than the sniffing window is judged on what there is.
+                let head = self.head.take()?;
+                self.policy.check_content(&self.content_type, &head).err().map(Err)
+            }
+            Some(Message::Bytes(bytes)) => Some(self.check(bytes)),
+        }
+    }
+
+    fn check(&mut self, bytes: Bytes) -> Result<Bytes, AppError> {
+        if let Some(head) = &mut self.head {
+            let take = (sniff::SNIFF_LEN - head.len()).min(bytes.len());
+            head.extend_from_slice(&bytes[..take]);
+            if head.len() >= sniff::SNIFF_LEN {
+                self.policy.check_content(&self.content_type, head)?;
+                self.head = None;
+            }
+        }
+        self.received += bytes.len() as u64;
+        let elapsed = self.started.elapsed();
+        if elapsed > self.idle
+            && self.min_bytes_per_sec > 0
+            && self.received / elapsed.as_secs().max(1) < self.min_bytes_per_sec
+        {
+            return Err(AppError::new(
+                ErrorCode::TooSlow,
+                "the upload is slower than the minimum transfer rate",
+            ));
+        }
+        Ok(bytes)
+    }
+}
+
+/// A stored, verified object and the chunker's summary of it.
+#[derive(Debug)]
+pub(crate) struct Stored {
+    /// The object.
+    pub(crate) object: UploadedObject,
+    /// Its digests and size.
+    pub(crate) summary: ObjectSummary,
+}
+
+/// What to store: where, and the limits the body is held to.
+#[derive(Debug)]
+pub(crate) struct Target<'a> {
+    /// The deployment (the key's first segment).
+    pub(crate) deployment: &'a str,
+    /// The file.
+    pub(crate) declared: &'a Declared,
+    /// The digests the client declared.
+    pub(crate) digests: Digests,
+    /// Largest file accepted.
+    pub(crate) max_size: u64,
+    /// The declared length, for a raw upload that sent one.
+    pub(crate) len: Option<u64>,
+}
+
+/// Streams `body` into a new object and verifies it. On any error nothing is left behind.
+pub(crate) async fn store<S>(state: &AppState, target: Target<'_>, body: S) -> Result<Stored, AppError>
+where
+    S: Stream<Item = Result<Bytes, AppError>> + Unpin,
+{
+    let limits = PlanLimits {
+        preferred_part_size: state.config.s3.part_size_mib * MIB,
+        max_file_size: target.max_size,
+    };
+    // Every planning error is a size the service does not take.
+    let plan = plan_parts(target.len, &limits).map_err(|_| AppError::too_large(target.max_size))?;
+    let mode = state.uploader.config().checksum_mode;
+    let chunker = Chunker::new(plan, mode.chunker_options(true));
+    let meta = ObjectMeta {
+        content_type: Some(target.declared.content_type.clone()),
+        content_disposition: Some(names::content_disposition(&target.declared.name)),
+        metadata: [("ferry-request".to_owned(), "upload".to_owned())].into(),
+    };
+    let mut upload = state.uploader.begin(object_key(state, target.deployment), meta);
+    match send_parts(&mut upload, chunker, body, target.digests).await {
+        Ok((last, summary)) => {
+            let object = upload.finish(last, &summary).await?;
+            Ok(Stored { object, summary })
+        }
+        Err(error) => {
+            upload.abort().await;
+            Err(error)
+        }
+    }
+}
+
+/// Cuts `body` into parts and hands them to `upload`; checks the declared digests at the end.
+async fn send_parts<S>(
+    upload: &mut ObjectUpload,
+    mut chunker: Chunker,
+    mut body: S,
+    digests: Digests,
+) -> Result<(Option<ferry_core::chunk::Part>, ObjectSummary), AppError>
+where
+    S: Stream<Item = Result<Bytes, AppError>> + Unpin,
+{
+    while let Some(bytes) = body.next().await {
+        for part in chunker.push(bytes?)? {
+            upload.push_part(part).await?;
+        }
+    }
+    let (last, summary) = chunker.finish()?;
+    if let Some(header) = digests.mismatch(&summary.md5, summary.sha256.as_ref()) {
+        return Err(AppError::new(
+            ErrorCode::ChecksumMismatch,
+            format!("the file does not match its {header}; nothing was kept"),
+        ));
+    }
+    Ok((last, summary))
+}
+
+/// `<prefix><deployment>/<yyyy>/<mm>/<dd>/<uuid>`, dated today (UTC).
+fn object_key(state: &AppState, deployment: &str) -> String {
+    let date = date_path(state.now_unix());
+    format!("{}{deployment}/{date}/{}", state.config.s3.prefix, uuid::Uuid::new_v4())
+}
+
+/// `yyyy/mm/dd` of `unix` seconds, in UTC.
+fn date_path(unix: u64) -> String {
+    let secs = i64::try_from(unix).unwrap_or(i64::MAX);
+    let date = time::OffsetDateTime::from_unix_timestamp(secs).map_or(time::Date::MAX, |t| t.date());
+    format!("{:04}/{:02}/{:02}", date.year(), u8::from(date.month()), date.day())
+}
+
+/// Deletes a stored object that something after storing (a failed delivery, a form that went
+/// wrong) means must not be kept.
+pub(crate) async fn discard(state: &AppState, object: &UploadedObject) {
+    if let Err(error) = state.uploader.delete(&object.key).await {
+        tracing::error!(%error, "could not delete an object after a later failure");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::date_path;
+
+    #[test]
+    fn keys_are_dated_in_utc() {
+        assert_eq!(date_path(0), "1970/01/01");
+        assert_eq!(date_path(20_785 * 86_400 + 86_399), "2026/11/28");
+        assert_eq!(date_path(11_016 * 86_400), "2000/02/29");
+    }
+}

@@ -1,0 +1,185 @@
+//! `POST /v1/uploads`: one upload, streamed from the request body through the chunker into S3,
+//! then into the conversation.
+//!
+//! Order matters, so that nothing is half-done. In the request: authorise ([`auth`]: a guest
+//! session checked with Genesys, or a ticket) and read what the headers declare ([`declared`])
+//! before reading a byte; wait for the body's first bytes, then reserve the memory budget; read the
+//! body ([`form`]) and hand the file's bytes to the upload's own task. In that task, tracked by
+//! `AppState::completions`: store ([`ingest`]: sniffed, size-limited, digests compared before
+//! completing), release the memory budget once the part buffers are gone, deliver ([`deliver`]),
+//! and build the [`reference`]. A request that goes away before its body's end cancels the upload
+//! (nothing is kept); one that goes away after it cancels nothing, so a file is never stored but
+//! undelivered. If delivery fails, the stored object is deleted.
+
+mod auth;
+mod declared;
+mod deliver;
+mod form;
+mod ingest;
+mod reference;
+
+use crate::body::BodyError;
+use crate::error::{AppError, ErrorCode};
+use crate::request_id::ReqId;
+use crate::state::{AppState, Destination};
+use auth::Caller;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use declared::{Declared, Digests, Framing, TypePolicy};
+use futures::{StreamExt, TryStreamExt};
+use http::StatusCode;
+use ingest::{Inbox, Target};
+use reference::AttachmentReference;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument as _;
+
+/// The handler.
+pub async fn upload(State(state): State<AppState>, ReqId(request_id): ReqId, request: Request) -> Response {
+    let started = Instant::now();
+    let span = tracing::info_span!("upload", request_id = %request_id);
+    let _in_flight = state.metrics.start();
+    match handle(&state, request).instrument(span).await {
+        Ok(reference) => {
+            state.metrics.finish("created", reference.size, started.elapsed());
+            tracing::info!(
+                request_id = %request_id,
+                size = reference.size,
+                delivery = reference.delivery_mode(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "upload stored and delivered"
+            );
+            (StatusCode::CREATED, axum::Json(reference)).into_response()
+        }
+        Err(error) => {
+            let code = error.code();
+            state.metrics.finish(code.as_str(), 0, started.elapsed());
+            tracing::info!(request_id = %request_id, %code, status = error.status().as_u16(), "upload refused");
+            error.with_request_id(&request_id).into_response()
+        }
+    }
+}
+
+async fn handle(state: &AppState, request: Request) -> Result<AttachmentReference, AppError> {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let caller = auth::authorise(state, headers)?;
+    let destination = auth::destination(state, &caller)?;
+    let max_size = caller.max_size(&destination);
+    let framing = Framing::from_headers(headers, max_size)?;
+    let digests = Digests::from_headers(headers)?;
+    auth::check_session(&caller, &destination).await?;
+    // A raw upload's name and type are in its headers: check them before anything else is spent.
+    let policy = TypePolicy::new(&state.config.limits, caller.ticket_types());
+    let raw = if framing.is_form() {
+        None
+    } else {
+        let declared = Declared::from_headers(headers)?;
+        policy.check_declared(&declared)?;
+        Some(declared)
+    };
+    let boundary = framing.boundary()?;
+
+    // Nothing is reserved for a client that has not started sending: wait for its first bytes.
+    let mut body = body.into_data_stream().map_err(BodyError::from_http).peekable();
+    let first = std::pin::Pin::new(&mut body).peek();
+    if tokio::time::timeout(state.config.limits.idle_body_timeout(), first).await.is_err() {
+        return Err(AppError::new(ErrorCode::BodyTimeout, "the request body stalled"));
+    }
+    // Claim this upload's share of the part-buffer budget, or say "busy" rather than overcommit.
+    let permit = state.budget.clone().try_acquire_many_owned(state.upload_permits).map_err(|_| {
+        AppError::new(ErrorCode::ServerBusy, "too many uploads in progress; try again shortly").retry_after(5)
+    })?;
+    auth::use_ticket(state, &caller)?;
+
+    // From here the upload runs in a task of its own, fed by this request.
+    let (feed, inbox) = ingest::channel();
+    let job = Job { state: state.clone(), destination, caller, digests, policy: policy.clone(), max_size };
+    // Only a raw body's length is the file's.
+    let len = if raw.is_some() { framing.len } else { None };
+    let mut task = state.completions.spawn(job.run(inbox, permit, len).in_current_span());
+    let reading = async {
+        match (raw, boundary) {
+            (Some(declared), _) => {
+                let caption = declared.caption.clone();
+                if feed.start(declared).await.is_ok() {
+                    form::pump(body, max_size, &feed).await?;
+                }
+                Ok(caption)
+            }
+            (None, Some(boundary)) => form::read(body, &boundary, max_size, &policy, &feed).await,
+            (None, None) => Err(AppError::new(ErrorCode::InvalidMultipart, "no form boundary")),
+        }
+    };
+    let first = tokio::select! {
+        biased;
+        done = &mut task => First::Task(done),
+        read = reading => First::Body(read),
+    };
+    let done = match first {
+        First::Task(done) => done,
+        First::Body(Ok(caption)) => {
+            // The body is all in: from now on a hang-up cancels nothing.
+            let _ = feed.end(caption).await;
+            task.await
+        }
+        First::Body(Err(error)) => {
+            // The task sees the feed go, aborts, and is awaited so nothing is left when we answer.
+            drop(feed);
+            let _ = task.await;
+            return Err(error);
+        }
+    };
+    done.map_err(|e| {
+        // Only a panic in the task gets here (nothing aborts it).
+        tracing::error!(error = %e, "an upload's task failed");
+        AppError::new(ErrorCode::StorageUnavailable, "the upload could not be completed")
+    })?
+}
+
+/// Which finished first: the upload task or the reading of the body.
+enum First<T> {
+    Task(T),
+    Body(Result<Option<String>, AppError>),
+}
+
+/// What the upload task needs.
+struct Job {
+    state: AppState,
+    destination: Arc<Destination>,
+    caller: Caller,
+    digests: Digests,
+    policy: TypePolicy,
+    max_size: u64,
+}
+
+impl Job {
+    /// Stores the file fed through `inbox` (holding the memory `permit` until the part buffers are
+    /// gone), then delivers it. A stored file whose delivery fails is deleted.
+    async fn run(
+        self,
+        inbox: Inbox,
+        permit: OwnedSemaphorePermit,
+        len: Option<u64>,
+    ) -> Result<AttachmentReference, AppError> {
+        let Self { state, destination, caller, digests, policy, max_size } = self;
+        let Some((mut declared, incoming)) = inbox.open(&state.config.limits, policy).await else {
+            return Err(ingest::cut_off());
+        };
+        let target = Target { deployment: &destination.id, declared: &declared, digests, max_size, len };
+        let stored = ingest::store(&state, target, incoming.body).await;
+        drop(permit);
+        let stored = stored?;
+        // The body ended, so its caption came with the end.
+        declared.caption = incoming.caption.await.unwrap_or_default();
+        match deliver::deliver(&state, &destination, &caller, &declared, &stored).await {
+            Ok(delivered) => Ok(AttachmentReference::new(&state, &caller, &declared, &stored, delivered)),
+            Err(error) => {
+                ingest::discard(&state, &stored.object).await;
+                tracing::info!(code = %error.code(), "delivery failed; the stored file was deleted");
+                Err(error)
+            }
+        }
+    }
+}
