@@ -174,7 +174,7 @@ impl ObjectUpload {
     /// Waits for a free slot, then starts the part's upload.
     async fn send_part(&mut self, part: Part, held: HeldBytes) -> Result<(), Error> {
         let State::Multipart(multipart) = &mut self.state else {
-            return Err(Error::InvalidInput("no multipart upload to add a part to".into()));
+            return Err(Error::InvalidInput("no multipart upload under way (finished or failed)".into()));
         };
         multipart.wait_for_slot(self.inner.config.max_in_flight).await?;
         multipart.spawn(&self.inner, &self.key, part, held);
@@ -203,10 +203,8 @@ impl ObjectUpload {
         let parts = self.multipart()?.join_all(summary.part_count()).await?;
         // The body has ended and every part is stored: the caller's last word before Complete.
         check(gate)?;
-        let State::Multipart(multipart) = std::mem::replace(&mut self.state, State::Aborted) else {
-            unreachable!("multipart() checked the state")
-        };
-        let upload_id = multipart.upload_id.clone();
+        let upload_id = self.multipart()?.upload_id.clone();
+        // Every part task has finished: the multipart state has nothing left to stop.
         self.state = State::Storing { upload_id: Some(upload_id.clone()) };
         let completed = verify::complete(&self.inner, &self.key, &upload_id, &parts, summary).await?;
         // The upload id is spent: from here on there is only an object to delete if it is wrong.
@@ -220,7 +218,7 @@ impl ObjectUpload {
     fn multipart(&mut self) -> Result<&mut Multipart, Error> {
         match &mut self.state {
             State::Multipart(multipart) => Ok(multipart),
-            _ => Err(Error::InvalidInput("no multipart upload to add a part to".into())),
+            _ => Err(Error::InvalidInput("no multipart upload under way (finished or failed)".into())),
         }
     }
 
