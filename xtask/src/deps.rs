@@ -2,6 +2,9 @@
 //!
 //! `ferry-server → ferry-genesys / ferry-s3 → ferry-auth → ferry-core`, with `ferry-sandbox` beside
 //! them as an independent emulator. Proven with `cargo tree` on each crate's normal dependencies.
+//! Also: nothing depends on `ferry-server`; only dev-dependencies point at `ferry-testkit`; and the
+//! production build of the binary (`--no-default-features`, without `ferry dev`) links no sandbox
+//! crate.
 
 use crate::{cargo, output_of, project_root};
 use anyhow::{Result, bail};
@@ -90,6 +93,12 @@ pub(crate) const RULES: &[Rule] = &[
     },
 ];
 
+/// Crates only tests may use: a normal or build dependency on one is a violation.
+const DEV_ONLY: &[&str] = &["ferry-testkit"];
+
+/// The stand-ins behind ferry-server's `dev` feature: none may reach the production binary.
+const SANDBOX: &[&str] = &["ferry-sandbox", "s3s", "s3s-*"];
+
 /// The workspace's member package names.
 pub(crate) fn members() -> Result<BTreeSet<String>> {
     let mut names = BTreeSet::new();
@@ -103,18 +112,33 @@ pub(crate) fn members() -> Result<BTreeSet<String>> {
 }
 
 fn normal_deps(krate: &str) -> Result<BTreeSet<String>> {
-    let text = output_of(cargo().args([
-        "tree",
-        "--quiet",
-        "--package",
-        krate,
-        "--edges",
-        "normal,build",
-        "--prefix",
-        "none",
-        "--format",
-        "{p}",
-    ]))?;
+    tree(krate, "normal,build", &[])
+}
+
+/// What `ferry` links when built for production: `cargo tree -p ferry-server --no-default-features
+/// -e normal`.
+fn production_deps() -> Result<BTreeSet<String>> {
+    tree("ferry-server", "normal", &["--no-default-features"])
+}
+
+/// The package names in `krate`'s dependency tree along `edges`, without `krate` itself.
+fn tree(krate: &str, edges: &str, extra: &[&str]) -> Result<BTreeSet<String>> {
+    let text = output_of(
+        cargo()
+            .args([
+                "tree",
+                "--quiet",
+                "--package",
+                krate,
+                "--edges",
+                edges,
+                "--prefix",
+                "none",
+                "--format",
+                "{p}",
+            ])
+            .args(extra),
+    )?;
     Ok(text
         .lines()
         .filter_map(|line| line.split_whitespace().next())
@@ -130,24 +154,39 @@ fn matches(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// The entries of `deps` that match a pattern of `forbidden`, each with the pattern it matched.
+fn forbidden_in<'a>(deps: &BTreeSet<String>, forbidden: &[&'a str]) -> Vec<(String, &'a str)> {
+    deps.iter()
+        .filter_map(|dep| forbidden.iter().find(|p| matches(p, dep)).map(|p| (dep.clone(), *p)))
+        .collect()
+}
+
 /// Every broken rule, as a message.
 pub(crate) fn violations() -> Result<Vec<String>> {
     let members = members()?;
     let mut found = Vec::new();
     for rule in RULES.iter().filter(|r| members.contains(r.krate)) {
-        for dep in normal_deps(rule.krate)? {
-            if let Some(pattern) = rule.forbidden.iter().find(|p| matches(p, &dep)) {
-                found.push(format!(
-                    "{} depends on {dep} (forbidden by `{pattern}`: {})",
-                    rule.krate, rule.why
-                ));
-            }
+        for (dep, pattern) in forbidden_in(&normal_deps(rule.krate)?, rule.forbidden) {
+            found.push(format!("{} depends on {dep} (forbidden by `{pattern}`: {})", rule.krate, rule.why));
         }
     }
-    // Nothing depends on the server.
-    for member in members.iter().filter(|m| *m != "ferry-server") {
-        if normal_deps(member)?.contains("ferry-server") {
+    // Nothing depends on the server; only dev-dependencies point at the test tooling.
+    for member in &members {
+        let deps = normal_deps(member)?;
+        if member != "ferry-server" && deps.contains("ferry-server") {
             found.push(format!("{member} depends on ferry-server: nothing may depend on the binary crate"));
+        }
+        for (dep, _) in forbidden_in(&deps, DEV_ONLY) {
+            found.push(format!("{member} depends on {dep}: test tooling may only be a dev-dependency"));
+        }
+    }
+    // The production binary carries no stand-in.
+    if members.contains("ferry-server") {
+        for (dep, pattern) in forbidden_in(&production_deps()?, SANDBOX) {
+            found.push(format!(
+                "the production build (ferry-server --no-default-features) links {dep} (forbidden by \
+                 `{pattern}`: the sandbox belongs behind the `dev` feature)"
+            ));
         }
     }
     Ok(found)
@@ -175,6 +214,18 @@ mod tests {
         assert!(matches("tokio", "tokio"));
         assert!(!matches("tokio", "tokio-util"));
         assert!(!matches("ferry-s3", "ferry-s3x"));
+    }
+
+    #[test]
+    fn forbidden_names_are_found() {
+        let deps: BTreeSet<String> = ["tokio", "s3s-fs", "ferry-core", "s3s"].map(String::from).into();
+        assert_eq!(
+            forbidden_in(&deps, SANDBOX),
+            vec![("s3s".to_owned(), "s3s"), ("s3s-fs".to_owned(), "s3s-*")]
+        );
+        assert!(forbidden_in(&deps, DEV_ONLY).is_empty());
+        let deps: BTreeSet<String> = ["ferry-testkit".to_owned()].into();
+        assert_eq!(forbidden_in(&deps, DEV_ONLY), vec![("ferry-testkit".to_owned(), "ferry-testkit")]);
     }
 
     #[test]

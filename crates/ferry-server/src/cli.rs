@@ -1,5 +1,6 @@
 //! The `ferry` command line: `serve`, `dev` and `ticket`. The only place that reads flags,
-//! environment variables (`FERRY_…`) and the configuration file.
+//! environment variables (`FERRY_…`) and the configuration file. `dev` exists only with the `dev`
+//! cargo feature (on by default, off in the production build).
 
 use crate::config::{Config, Deployment};
 use crate::state::AppState;
@@ -24,6 +25,7 @@ pub enum Command {
     /// Run the service (production). Settings: TOML file, then FERRY_* variables, then flags.
     Serve(Box<ServeArgs>),
     /// Run ferry locally with an embedded S3 store and the Genesys emulator: no accounts, no setup.
+    #[cfg(feature = "dev")]
     Dev(DevArgs),
     /// Mint an upload ticket (what a site's backend does), for testing.
     Ticket(TicketArgs),
@@ -101,6 +103,7 @@ pub struct ServeArgs {
 }
 
 /// `ferry dev` settings.
+#[cfg(feature = "dev")]
 #[derive(Debug, Args)]
 pub struct DevArgs {
     /// Address for ferry [default 127.0.0.1:8080].
@@ -238,6 +241,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             served?;
             Ok(())
         }
+        #[cfg(feature = "dev")]
         Command::Dev(args) => {
             init_tracing(false);
             crate::dev::run(args).await

@@ -2,6 +2,9 @@
 //! data in a local folder), the Genesys Web Messaging emulator with a demo deployment and a demo
 //! guest session already open, and ferry wired to both; prints where everything is and a `curl`
 //! command that works as printed; serves the demo page at `/`.
+//!
+//! Compiled only with the `dev` cargo feature (on by default); the production build
+//! (`--no-default-features`) has neither this module nor ferry-sandbox.
 
 use crate::cli::DevArgs;
 use crate::config::{Config, Deployment};

@@ -27,6 +27,7 @@ pub mod app;
 pub mod body;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod error;
 pub mod links;
