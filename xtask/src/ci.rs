@@ -1,16 +1,18 @@
 //! `cargo xtask ci`: the gate every change passes. It runs, in order: `cargo fmt --check`, the
 //! layering and tidy checks, clippy with `-D warnings` on all targets, every test of the workspace
-//! with LocalStack's S3 running (installed on first use; the end-to-end suite runs `ferry serve`
+//! with LocalStack's S3 running (installed on first use) and `--include-ignored`, so the tests
+//! marked `#[ignore = "needs LocalStack"]` run too (the end-to-end suite runs `ferry serve`
 //! against it), then the demo page in headless Chromium.
 
 use crate::{cargo, deps, localstack, run_checked, tidy};
 use anyhow::Result;
 use std::time::Instant;
 
-/// Environment variable naming the LocalStack endpoint for the strict S3 tests.
+/// Environment variable naming the LocalStack endpoint for the tests that need it (read by
+/// `ferry_testkit::localstack`).
 pub(crate) const LOCALSTACK_ENV: &str = "FERRY_TEST_LOCALSTACK";
-/// When set, tests that need LocalStack fail (instead of saying they skip) if it is not reachable.
-pub(crate) const REQUIRE_ENV: &str = "FERRY_REQUIRE_LOCALSTACK";
+/// libtest's flag that also runs the `#[ignore = "needs …"]` tests, whose needs `ci` provides.
+pub(crate) const INCLUDE_IGNORED: &str = "--include-ignored";
 
 pub(crate) fn run() -> Result<()> {
     let started = Instant::now();
@@ -40,9 +42,8 @@ pub(crate) fn run() -> Result<()> {
     step("tests");
     let result = run_checked(
         cargo()
-            .args(["test", "--workspace", "--locked", "--no-fail-fast"])
-            .env(LOCALSTACK_ENV, &localstack.endpoint)
-            .env(REQUIRE_ENV, "1"),
+            .args(["test", "--workspace", "--locked", "--no-fail-fast", "--", INCLUDE_IGNORED])
+            .env(LOCALSTACK_ENV, &localstack.endpoint),
     );
     drop(localstack);
     result?;

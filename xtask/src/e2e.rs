@@ -1,8 +1,8 @@
 //! `cargo xtask e2e`: ferry end to end. Starts LocalStack's S3, then runs the `e2e` test target of
 //! ferry-server, which runs `ferry serve` as a separate process against that S3 and the Genesys
-//! emulator (started in the test) and drives it with `curl`. LocalStack is required: without it
-//! the suite fails instead of saying it did not run. Extra arguments go to the test binary
-//! (a name filter, `--nocapture`).
+//! emulator (started in the test) and drives it with `curl`. Its cases are
+//! `#[ignore = "needs LocalStack"]`, so they run here with `--include-ignored`. Extra arguments go
+//! to the test binary (a name filter, `--nocapture`).
 
 use crate::{cargo, ci, localstack, run_checked};
 use anyhow::Result;
@@ -13,10 +13,9 @@ pub(crate) fn run(rest: &[&str]) -> Result<()> {
     let started = Instant::now();
     let result = run_checked(
         cargo()
-            .args(["test", "-p", "ferry-server", "--test", "e2e", "--"])
+            .args(["test", "-p", "ferry-server", "--test", "e2e", "--", ci::INCLUDE_IGNORED])
             .args(rest)
-            .env(ci::LOCALSTACK_ENV, &localstack.endpoint)
-            .env(ci::REQUIRE_ENV, "1"),
+            .env(ci::LOCALSTACK_ENV, &localstack.endpoint),
     );
     drop(localstack);
     eprintln!("e2e: {:.1?} (build and tests, LocalStack start not included)", started.elapsed());

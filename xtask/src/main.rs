@@ -1,7 +1,8 @@
 //! `cargo xtask`: ferry's project automation.
 //!
 //! - `ci`: the whole gate — fmt check, clippy (`-D warnings`, all targets), layering and tidy
-//!   checks, and every test, with LocalStack's S3 installed and started for the tests that need it.
+//!   checks, and every test, with LocalStack's S3 installed and started and `--include-ignored`
+//!   for the tests marked `#[ignore = "needs LocalStack"]`.
 //! - `deps`: the layering assertions alone.
 //! - `tidy`: the source-hygiene checks alone.
 //! - `faults`: the fault matrix (a part of the e2e suite, so `ci` runs it too), with its table.
@@ -48,7 +49,7 @@ fn main() -> Result<()> {
                  commands:\n  \
                  ci                   fmt, clippy, layering, tidy and all tests (the CI gate)\n  \
                  deps                 layering assertions (which crate may depend on which)\n  \
-                 tidy                 every .rs file opens with a //! line, no placeholders\n  \
+                 tidy                 every .rs file opens with a //! line, no placeholders or bare ignores\n  \
                  faults               the fault matrix: ferry serve through S3, Genesys and client faults\n  \
                  licenses             every dependency under an allowed license (cargo deny's license check)\n  \
                  e2e                  ferry serve as a process vs LocalStack + Genesys emulator, via curl\n  \

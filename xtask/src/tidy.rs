@@ -1,5 +1,7 @@
 //! Source hygiene: every `.rs` file opens with a `//!` line saying what it is, and no placeholder
-//! (the todo and unimplemented macros, ignored tests) ships.
+//! (the todo and unimplemented macros, tests ignored for no stated need) ships. A test may be
+//! ignored only as `#[ignore = "needs LocalStack"]` (or another "needs …"): it then runs in
+//! `cargo xtask ci`, which provides what it needs and passes `--include-ignored`.
 
 use crate::project_root;
 use anyhow::{Result, bail};
@@ -27,7 +29,6 @@ pub(crate) fn problems() -> Result<Vec<String>> {
     for dir in ["crates", "xtask"] {
         rust_files(&root.join(dir), &mut files)?;
     }
-    let placeholders = [concat!("todo", "!("), concat!("unimplemented", "!("), concat!("#[", "ignore")];
     let mut found = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)?;
@@ -36,12 +37,33 @@ pub(crate) fn problems() -> Result<Vec<String>> {
             found.push(format!("{shown}: does not start with a `//!` line describing the file"));
         }
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim_start().starts_with("//")) {
-            if let Some(p) = placeholders.iter().find(|p| line.contains(*p)) {
-                found.push(format!("{shown}:{}: placeholder `{p}` must not ship", n + 1));
+            if let Some(problem) = line_problem(line) {
+                found.push(format!("{shown}:{}: {problem}", n + 1));
             }
         }
     }
     Ok(found)
+}
+
+/// Macros that mark unfinished code.
+const PLACEHOLDERS: [&str; 2] = [concat!("todo", "!("), concat!("unimplemented", "!(")];
+/// An ignored test (written in two pieces so this file does not trip its own check).
+const IGNORE: &str = concat!("#[", "ignore");
+/// The one accepted form of it opens with this and names a need: `… = "needs LocalStack"]`.
+const IGNORE_FOR_A_NEED: &str = concat!("#[", "ignore = \"needs ");
+
+/// What is wrong with one line of code (comments excluded), if anything.
+fn line_problem(line: &str) -> Option<String> {
+    if let Some(p) = PLACEHOLDERS.iter().find(|p| line.contains(*p)) {
+        return Some(format!("placeholder `{p}` must not ship"));
+    }
+    let need = line.trim().strip_prefix(IGNORE_FOR_A_NEED).and_then(|rest| rest.strip_suffix("\"]"));
+    if line.contains(IGNORE) && !need.is_some_and(|need| !need.trim().is_empty() && !need.contains('"')) {
+        return Some(format!(
+            "`{IGNORE}]` must name what the test needs, on its own line: `{IGNORE} = \"needs LocalStack\"]`"
+        ));
+    }
+    None
 }
 
 pub(crate) fn run() -> Result<()> {
@@ -58,6 +80,30 @@ pub(crate) fn run() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::line_problem;
+
+    #[test]
+    fn an_ignore_must_name_a_need() {
+        assert_eq!(line_problem(concat!("    #[", "ignore = \"needs LocalStack\"]")), None);
+        assert_eq!(line_problem(concat!("#[", "ignore = \"needs chromium\"]")), None);
+        for bad in [
+            concat!("#[", "ignore]"),
+            concat!("#[", "ignore = \"flaky\"]"),
+            concat!("#[", "ignore = \"needs \"]"),
+            concat!("#[", "ignore = \"needs LocalStack\"] fn f() {}"),
+            concat!("#[", "ignore(reason)]"),
+        ] {
+            assert!(line_problem(bad).is_some_and(|p| p.contains("must name what the test needs")), "{bad}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_found() {
+        assert!(line_problem(concat!("    tod", "o!()")).is_some());
+        assert!(line_problem(concat!("unimplemented", "!(\"later\")")).is_some());
+        assert_eq!(line_problem("let todo = 1;"), None);
+    }
+
     #[test]
     fn tree_is_tidy() {
         let found = super::problems().expect("source tree readable");

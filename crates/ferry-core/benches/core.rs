@@ -13,20 +13,6 @@ use md5::Digest as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-fn random_data(len: usize) -> Bytes {
-    // xorshift64*: fast, and incompressible enough for hashing.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    Bytes::from(out)
-}
-
 fn best_of(runs: usize, f: &dyn Fn()) -> Duration {
     (0..runs)
         .map(|_| {
@@ -46,7 +32,8 @@ fn main() {
     let mib = env_usize("FERRY_BENCH_MIB", 1024);
     let frame = env_usize("FERRY_BENCH_FRAME", 64 * 1024);
     let len = mib * MIB as usize;
-    let data = random_data(len);
+    // Incompressible enough for hashing.
+    let data = Bytes::from(ferry_testkit::data::pseudo_random(b"", len, 0x9e37_79b9_7f4a_7c15));
     let frames: Vec<Bytes> =
         (0..len).step_by(frame).map(|at| data.slice(at..(at + frame).min(len))).collect();
     let mbps = |d: Duration| len as f64 / 1e6 / d.as_secs_f64();

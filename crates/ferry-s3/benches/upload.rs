@@ -1,5 +1,6 @@
 //! `cargo xtask bench s3`: a 1 GiB file uploaded by ferry-s3 and, in the same run, by `aws s3 cp`,
-//! to an in-process s3s-fs server and to LocalStack (when `FERRY_TEST_LOCALSTACK` names one).
+//! to an in-process s3s-fs server and to LocalStack (when `FERRY_TEST_LOCALSTACK` names one or one
+//! runs on 127.0.0.1:4566).
 //! Prints MB/s, the ratio ferry / aws-cli, and the most part bytes ferry held at once.
 //!
 //! `FERRY_BENCH_MIB` sets the size (default 1024); `FERRY_BENCH_AWS` the aws-cli to run
@@ -10,7 +11,7 @@ use ferry_core::chunk::Chunker;
 use ferry_core::plan::{MIB, PlanLimits, plan_parts};
 use ferry_s3::{ChecksumMode, ObjectMeta, S3Config, UploadConfig, Uploader, build_client};
 use ferry_sandbox::s3::{ACCESS_KEY, LocalS3, SECRET_KEY};
-use std::io::Write;
+use ferry_testkit::data::write_pseudo_random;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,22 +23,6 @@ struct Target {
     access_key: &'static str,
     secret_key: &'static str,
     mode: ChecksumMode,
-}
-
-fn write_random_file(path: &Path, mib: usize) -> std::io::Result<()> {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut state = 0x1234_5678_9abc_def1u64;
-    let mut block = vec![0u8; MIB as usize];
-    for _ in 0..mib {
-        for chunk in block.chunks_exact_mut(8) {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            chunk.copy_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-        }
-        file.write_all(&block)?;
-    }
-    file.flush()
 }
 
 async fn ferry_upload(target: &Target, bucket: &str, path: &Path) -> (Duration, u64) {
@@ -96,7 +81,12 @@ async fn main() {
     let aws = std::env::var("FERRY_BENCH_AWS").unwrap_or_else(|_| "aws".into());
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("bench.bin");
-    write_random_file(&file, mib).expect("bench file");
+    write_pseudo_random(
+        std::fs::File::create(&file).expect("bench file"),
+        mib as u64 * MIB,
+        0x1234_5678_9abc_def1,
+    )
+    .expect("bench file");
     let local =
         LocalS3::start(dir.path().join("s3s-fs"), "127.0.0.1:0".parse().unwrap()).await.expect("s3s-fs");
     local.create_bucket("bench").expect("bucket");
@@ -108,17 +98,15 @@ async fn main() {
         secret_key: SECRET_KEY,
         mode: ChecksumMode::Md5,
     }];
-    match std::env::var("FERRY_TEST_LOCALSTACK") {
-        Ok(endpoint) => targets.push(Target {
+    match ferry_testkit::localstack::find() {
+        Some(endpoint) => targets.push(Target {
             name: "LocalStack S3",
             endpoint,
             access_key: "test",
             secret_key: "test",
             mode: ChecksumMode::Crc64Nvme,
         }),
-        Err(_) => {
-            eprintln!("FERRY_TEST_LOCALSTACK not set: LocalStack row skipped (cargo xtask bench s3 sets it)")
-        }
+        None => eprintln!("no LocalStack: LocalStack row skipped (cargo xtask bench s3 starts one)"),
     }
 
     let mb = (mib as u64 * MIB) as f64 / 1e6;

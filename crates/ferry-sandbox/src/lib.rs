@@ -2,13 +2,11 @@
 //! loopback that behave like the real ones, with knobs to inject faults and an API to inspect what
 //! arrived.
 //!
-//! - `data`: deterministic pseudo-random test data.
 //! - `genesys`: the Genesys Cloud Web Messaging emulator (guest WebSocket, presigned uploads).
 //! - `platform`: the Genesys login (`/oauth/token`) and platform REST emulator (Open Messaging).
 //! - `s3`: an in-process S3 server (s3s-fs over a local folder) for fast tests and `ferry dev`.
 //! - `s3_faults`: an HTTP proxy in front of a real S3 server that injects faults by rule.
 
-pub mod data;
 pub mod genesys;
 pub mod platform;
 pub mod s3;

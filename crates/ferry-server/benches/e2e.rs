@@ -14,9 +14,10 @@
 use ferry_s3::{S3Config, build_client};
 use ferry_sandbox::genesys::{DEMO_DEPLOYMENT_ID, GenesysEmulator, GenesysEmulatorConfig};
 use ferry_sandbox::s3::{ACCESS_KEY, LocalS3, SECRET_KEY};
-use std::io::Write as _;
+use ferry_testkit::data::write_pseudo_random;
+use ferry_testkit::process::{Ferry, FerryCommand};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
@@ -24,20 +25,7 @@ const BUCKET: &str = "bench";
 
 fn write_random_file(path: &Path, mib: u64) -> std::io::Result<()> {
     let file = std::fs::File::create(path)?;
-    let mut out = std::io::BufWriter::with_capacity(MIB as usize, &file);
-    let mut state = 0x1234_5678_9abc_def1u64 ^ mib;
-    let mut block = vec![0u8; MIB as usize];
-    for _ in 0..mib {
-        for chunk in block.chunks_exact_mut(8) {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            chunk.copy_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-        }
-        out.write_all(&block)?;
-    }
-    out.flush()?;
-    drop(out);
+    write_pseudo_random(&file, mib * MIB, 0x1234_5678_9abc_def1 ^ mib)?;
     file.sync_all()
 }
 
@@ -57,70 +45,20 @@ fn vm_hwm(pid: u32) -> u64 {
     kb * 1024
 }
 
-struct Ferry {
-    child: Child,
-    url: String,
+/// Starts `ferry serve` (this build) with `config`, freshly, and waits until it is ready.
+async fn start_ferry(config: &Path, log: &Path) -> Ferry {
+    FerryCommand::new(env!("CARGO_BIN_EXE_ferry"), log)
+        .arg("--config")
+        .arg(config)
+        .start()
+        .await
+        .expect("ferry starts")
 }
 
-impl Ferry {
-    async fn start(config: &Path, log: &Path) -> Self {
-        let file = std::fs::File::create(log).expect("log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("FERRY_") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("FERRY_LOG_JSON", "true")
-            .env("RUST_LOG", "info,aws=warn,hyper=warn")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file)
-            .spawn()
-            .expect("ferry starts");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let addr = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .find_map(|l| {
-                    (l["fields"]["message"] == "ferry serving")
-                        .then(|| l["fields"]["addr"].as_str().map(str::to_owned))
-                });
-            if let Some(Some(addr)) = addr {
-                break addr;
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("ferry exited ({status}):\n{text}");
-            }
-            assert!(Instant::now() < deadline, "ferry did not start:\n{text}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let ferry = Self { child, url: format!("http://{addr}") };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while curl(&["-o", "/dev/null", &format!("{}/readyz", ferry.url)]).0 != 200 {
-            assert!(Instant::now() < deadline, "ferry not ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        ferry
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM, and up to 30 s for ferry to exit (then SIGKILL, on drop).
+async fn stop_ferry(mut ferry: Ferry) {
+    ferry.terminate();
+    ferry.wait_exit(Duration::from_secs(30)).await;
 }
 
 /// Runs curl; returns the status and the body.
@@ -190,10 +128,10 @@ async fn main() {
         let len = mib * MIB;
 
         // Through ferry, freshly started so its peak is this upload's.
-        let ferry = Ferry::start(&config, &dir.path().join(format!("ferry-{mib}.log"))).await;
-        let pid = ferry.child.id();
+        let ferry = start_ferry(&config, &dir.path().join(format!("ferry-{mib}.log"))).await;
+        let pid = ferry.pid();
         let idle_rss = vm_hwm(pid);
-        let url = format!("{}/v1/uploads", ferry.url);
+        let url = ferry.url("/v1/uploads");
         let auth = format!("Authorization: Bearer {token}");
         let deployment = format!("X-Genesys-Deployment-Id: {DEMO_DEPLOYMENT_ID}");
         let path = file.display().to_string();
@@ -233,7 +171,7 @@ async fn main() {
                 .last()
                 .map_or(0, |(_, hwm)| *hwm)
         };
-        ferry.stop();
+        stop_ferry(ferry).await;
         assert_eq!(status, 201, "ferry refused the upload: {body}");
         let reference: serde_json::Value = serde_json::from_str(&body).expect("reference");
         assert_eq!(reference["size"], len, "{reference}");

@@ -1,28 +1,11 @@
-//! Fuzz regressions for the chunker and part planning: every input in `fuzz/regressions/chunker/` (crashes the
-//! fuzzer found, kept after the fix) and `fuzz/corpus/chunker/` (the seed corpus) is run through
-//! the fuzz target's own check, `fuzz/checks/chunker.rs`.
+//! Fuzz regressions for the chunker and part planning: every input in `fuzz/regressions/chunker/` (crashes the fuzzer
+//! found, kept after the fix) and `fuzz/corpus/chunker/` (the seed corpus) is run through the fuzz
+//! target's own check, `fuzz/checks/chunker.rs` (replayed by `ferry_testkit::fuzz`).
 
 #[path = "../../../../fuzz/checks/chunker.rs"]
 mod check;
 
 #[test]
 fn fuzz_chunker_regressions_and_seeds_hold() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut inputs = Vec::new();
-    for folder in ["regressions", "corpus"] {
-        let Ok(entries) = std::fs::read_dir(root.join(folder).join("chunker")) else { continue };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                inputs.push(path);
-            }
-        }
-    }
-    inputs.sort();
-    assert!(!inputs.is_empty(), "the seed corpus of chunker is missing");
-    for path in inputs {
-        let input = std::fs::read(&path).unwrap();
-        let outcome = std::panic::catch_unwind(|| check::check(&input));
-        assert!(outcome.is_ok(), "fuzz input {} fails its check", path.display());
-    }
+    ferry_testkit::fuzz::replay("chunker", check::check);
 }

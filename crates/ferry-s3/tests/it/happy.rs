@@ -41,9 +41,9 @@ async fn random_sizes_and_frames_round_trip_with_crc_mode() {
     let fs = Fs::start().await;
     // s3s-fs ignores flexible checksums; the CRC mode must still work against it.
     let uploader = Uploader::new(fs.client().await, BUCKET, config(ChecksumMode::Crc64Nvme));
-    let mut seed = 0x5eed_u64;
+    let mut seeds = ferry_testkit::data::PseudoRandom::new(0x5eed);
     for _ in 0..4 {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let seed = seeds.next_u64();
         let len = (seed >> 33) as usize % (17 * 1024 * 1024);
         let frame = 1 + (seed >> 7) as usize % (3 * 1024 * 1024);
         round_trip(&fs, &uploader, len, seed, frame).await;

@@ -16,8 +16,9 @@ fn upstream(endpoint: &str) -> std::net::SocketAddr {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn full_object_checksums_are_verified_by_s3() {
-    let Some(endpoint) = localstack() else { return };
+    let endpoint = localstack();
     for (mode, alg) in
         [(ChecksumMode::Crc64Nvme, CrcAlgorithm::Crc64Nvme), (ChecksumMode::Crc32c, CrcAlgorithm::Crc32c)]
     {
@@ -53,8 +54,9 @@ async fn full_object_checksums_are_verified_by_s3() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn a_flipped_byte_is_rejected_by_s3_and_repaired_by_retry() {
-    let Some(endpoint) = localstack() else { return };
+    let endpoint = localstack();
     let (client, bucket) = localstack_bucket(&endpoint, "flip").await;
     let proxy = FaultProxy::start(upstream(&endpoint)).await.unwrap();
     proxy.add_rule(Rule::new(Target::UploadPart(Some(2)), Action::FlipByte(12345)));
@@ -84,8 +86,9 @@ async fn a_flipped_byte_is_rejected_by_s3_and_repaired_by_retry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn failures_and_cancellations_leave_no_multipart_upload() {
-    let Some(endpoint) = localstack() else { return };
+    let endpoint = localstack();
     let (client, bucket) = localstack_bucket(&endpoint, "debris").await;
     let proxy = FaultProxy::start(upstream(&endpoint)).await.unwrap();
     let via_proxy =
@@ -138,8 +141,9 @@ async fn upload_small(uploader: &Uploader) -> Error {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn an_interrupted_upload_resumes_without_resending_stored_parts() {
-    let Some(endpoint) = localstack() else { return };
+    let endpoint = localstack();
     let (client, bucket) = localstack_bucket(&endpoint, "resume").await;
     let proxy = FaultProxy::start(upstream(&endpoint)).await.unwrap();
     let via_proxy =
@@ -185,8 +189,9 @@ async fn an_interrupted_upload_resumes_without_resending_stored_parts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn listing_parts_pages_past_one_thousand() {
-    let Some(endpoint) = localstack() else { return };
+    let endpoint = localstack();
     let (client, bucket) = localstack_bucket(&endpoint, "paging").await;
     let created = client.create_multipart_upload().bucket(&bucket).key("many").send().await.unwrap();
     let upload_id = created.upload_id().unwrap().to_owned();
@@ -215,8 +220,9 @@ async fn listing_parts_pages_past_one_thousand() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn the_reaper_aborts_stale_uploads_it_does_not_own() {
-    let Some(endpoint) = localstack() else { return };
+    let endpoint = localstack();
     let (client, bucket) = localstack_bucket(&endpoint, "reaper").await;
     // A crashed process's debris: an upload begun by another uploader (another process).
     let crashed =

@@ -16,7 +16,7 @@ pub(crate) const PART: u64 = 5 * MIB;
 
 /// Deterministic pseudo-random bytes.
 pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    ferry_sandbox::data::pseudo_random(b"", len, seed)
+    ferry_testkit::data::pseudo_random(b"", len, seed)
 }
 
 /// A retry policy fast enough for tests.
@@ -58,27 +58,9 @@ impl Fs {
     }
 }
 
-/// The LocalStack endpoint for strict tests: `FERRY_TEST_LOCALSTACK` (set by `cargo xtask ci`), or
-/// a LocalStack already running on 127.0.0.1:4566 (`cargo xtask localstack start`). Without either,
-/// the strict tests say they did not run; with `FERRY_REQUIRE_LOCALSTACK` set they fail instead.
-pub(crate) fn localstack() -> Option<String> {
-    if let Ok(endpoint) = std::env::var("FERRY_TEST_LOCALSTACK") {
-        return Some(endpoint);
-    }
-    if std::net::TcpStream::connect_timeout(&"127.0.0.1:4566".parse().unwrap(), Duration::from_millis(200))
-        .is_ok()
-    {
-        return Some("http://127.0.0.1:4566".into());
-    }
-    assert!(
-        std::env::var_os("FERRY_REQUIRE_LOCALSTACK").is_none(),
-        "FERRY_REQUIRE_LOCALSTACK is set but no LocalStack endpoint is available"
-    );
-    eprintln!(
-        "LocalStack not available: strict S3 test not run (start one with `cargo xtask localstack start`)"
-    );
-    None
-}
+/// The LocalStack endpoint for the strict tests (`#[ignore = "needs LocalStack"]`); panics, saying
+/// how to start one, when there is none.
+pub(crate) use ferry_testkit::localstack::endpoint as localstack;
 
 /// A client for LocalStack at `endpoint`, and a fresh bucket.
 pub(crate) async fn localstack_bucket(endpoint: &str, name: &str) -> (Client, String) {

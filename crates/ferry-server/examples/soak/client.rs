@@ -4,6 +4,7 @@
 //! they are sent and hashed on the way, so no file is ever held in memory.
 
 use crate::plan::{AbortKind, Job};
+use ferry_testkit::data::PseudoRandom;
 use sha2::Digest as _;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,10 +15,10 @@ use tokio::sync::oneshot;
 
 const BLOCK: usize = 64 * 1024;
 
-/// A file's bytes, generated from its seed block by block: a 16-byte head (so no magic number is
-/// sniffed by chance), then xorshift words.
+/// A file's bytes, generated from its seed block by block (`ferry_testkit::data`): a 16-byte head
+/// (so no magic number is sniffed by chance), then pseudo-random bytes.
 pub(crate) struct Data {
-    state: u64,
+    rng: PseudoRandom,
     head: [u8; 16],
     remaining: u64,
     first: bool,
@@ -28,7 +29,7 @@ impl Data {
     pub(crate) fn new(seed: u64, len: u64) -> Self {
         let mut head = *b"FERRYSOAK-------";
         head[9..16].copy_from_slice(&seed.to_le_bytes()[..7]);
-        Self { state: seed | 1, head, remaining: len, first: true, buf: vec![0; BLOCK] }
+        Self { rng: PseudoRandom::new(seed), head, remaining: len, first: true, buf: vec![0; BLOCK] }
     }
 
     /// The next block (at most 64 KiB), or `None` at the end.
@@ -36,12 +37,7 @@ impl Data {
         if self.remaining == 0 {
             return None;
         }
-        for word in self.buf.chunks_exact_mut(8) {
-            self.state ^= self.state >> 12;
-            self.state ^= self.state << 25;
-            self.state ^= self.state >> 27;
-            word.copy_from_slice(&self.state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-        }
+        self.rng.fill(&mut self.buf);
         if self.first {
             self.buf[..16].copy_from_slice(&self.head);
             self.first = false;

@@ -29,13 +29,14 @@ use ferry_s3::{S3Config, SdkClient, build_client};
 use ferry_sandbox::genesys::{DEMO_DEPLOYMENT_ID, Faults, GenesysEmulator, GenesysEmulatorConfig};
 use ferry_sandbox::s3::{ACCESS_KEY, LocalS3, SECRET_KEY};
 use ferry_sandbox::s3_faults::FaultProxy;
+use ferry_testkit::process::{Ferry, FerryCommand};
 use plan::{AbortKind, GenesysFault, Job, MIB, NATIVE_LIMIT, PlanSettings, Rng};
 use serde_json::Value;
 use sha2::Digest as _;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -147,92 +148,26 @@ impl Record {
     }
 }
 
-/// `ferry serve`, a child process.
-struct Ferry {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
+/// Starts `ferry serve` (`binary`) with `config` and the memory budget, and waits until it is
+/// ready.
+async fn start_ferry(binary: &Path, config: &Path, budget: u64, log: &Path) -> anyhow::Result<Ferry> {
+    Ok(FerryCommand::new(binary, log)
+        .arg("--config")
+        .arg(config)
+        .env("FERRY_MEMORY_BUDGET", budget.to_string())
+        .start()
+        .await?)
 }
 
-impl Ferry {
-    async fn start(binary: &Path, config: &Path, budget: u64, log: &Path) -> anyhow::Result<Self> {
-        let file = std::fs::File::create(log)?;
-        let mut command = Command::new(binary);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("FERRY_") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("FERRY_LISTEN", "127.0.0.1:0")
-            .env("FERRY_MEMORY_BUDGET", budget.to_string())
-            .env("FERRY_LOG_JSON", "true")
-            .env("RUST_LOG", "info,aws=warn,hyper=warn")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let found = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find_map(|line| {
-                (line["fields"]["message"] == "ferry serving")
-                    .then(|| line["fields"]["addr"].as_str().and_then(|a| a.parse().ok()))
-                    .flatten()
-            });
-            if let Some(addr) = found {
-                break addr;
-            }
-            if let Some(status) = child.try_wait()? {
-                anyhow::bail!("ferry exited before serving ({status}):\n{text}");
-            }
-            anyhow::ensure!(Instant::now() < deadline, "ferry did not log its address in 60 s:\n{text}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let ferry = Self { child, addr, log: log.to_path_buf() };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if client::get(addr, "/readyz").await.is_ok_and(|a| a.status == 200) {
-                return Ok(ferry);
-            }
-            anyhow::ensure!(Instant::now() < deadline, "ferry not ready in 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then up to 60 s for a clean exit.
-    async fn terminate(&mut self) -> Result<(), String> {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
-        if !status.is_ok_and(|s| s.success()) {
-            return Err("kill -TERM failed".into());
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return if status.success() { Ok(()) } else { Err(format!("ferry exited with {status}")) };
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return Err("ferry did not stop within 60 s of SIGTERM".into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Ferry {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+/// SIGTERM, then up to 60 s for a clean exit.
+async fn terminate(ferry: &mut Ferry) -> Result<(), String> {
+    ferry.terminate();
+    match ferry.wait_exit(Duration::from_secs(60)).await {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(format!("ferry exited with {status}")),
+        None => {
+            ferry.kill();
+            Err("ferry did not stop within 60 s of SIGTERM".into())
         }
     }
 }
@@ -529,8 +464,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         ),
     )?;
     let log = dir.path().join("ferry.log");
-    let mut ferry = Ferry::start(&binary, &config, budget, &log).await?;
-    let addr = ferry.addr;
+    let mut ferry = start_ferry(&binary, &config, budget, &log).await?;
+    let addr = ferry.addr();
     let pid = ferry.pid();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = proc_status_bytes(pid, "VmRSS:").unwrap_or(0);
@@ -901,9 +836,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
     }
     let verify_time = verify_started.elapsed();
-    let sigterm = ferry.terminate().await;
+    let sigterm = terminate(&mut ferry).await;
     check.expect(sigterm.is_ok(), "ferry stops cleanly on SIGTERM", || sigterm.clone().unwrap_err());
-    let log_text = std::fs::read_to_string(&ferry.log).unwrap_or_default();
+    let log_text = ferry.log();
     let leaked: Vec<&str> = [
         ("a session token", tokens.iter().any(|t| log_text.contains(t.as_str()))),
         ("the link secret", log_text.contains(&link_secret)),

@@ -24,8 +24,9 @@ fn assert_reference(reference: &Value, harness: &Harness, data: &[u8]) -> String
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn a_small_raw_upload_is_stored_and_attached_natively() {
-    let Some(h) = Harness::start("raw", Options::default()).await else { return };
+    let h = Harness::start("raw", Options::default()).await;
     let data = bytes(b"%PDF-1.7\n", 300 * 1024, 1);
     let path = h.file("upload.pdf", &data);
     let mut request = h.guest();
@@ -75,8 +76,9 @@ async fn a_small_raw_upload_is_stored_and_attached_natively() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn a_multipart_form_upload_with_a_caption_is_attached_natively() {
-    let Some(h) = Harness::start("form", Options::default()).await else { return };
+    let h = Harness::start("form", Options::default()).await;
     let data = bytes(b"\x89PNG\r\n\x1a\n", 700 * 1024, 2);
     let path = h.file("e2e-photo.png", &data);
     let caption = "the scratch on the left door";
@@ -114,8 +116,9 @@ async fn a_multipart_form_upload_with_a_caption_is_attached_natively() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn a_file_over_the_native_limit_is_sent_as_a_link_that_downloads_the_same_bytes() {
-    let Some(h) = Harness::start("link", Options::default()).await else { return };
+    let h = Harness::start("link", Options::default()).await;
     // 12 MiB: three 5 MiB parts, over the emulator deployment's 10240 KB attachment limit.
     let data = bytes(b"", 12 * MIB, 3);
     let path = h.file("site-survey.bin", &data);
@@ -153,7 +156,7 @@ async fn a_file_over_the_native_limit_is_sent_as_a_link_that_downloads_the_same_
     // The link: 302 to a presigned LocalStack GET, which serves the same bytes as an attachment.
     let headers = h.dir.path().join("download-headers.txt");
     let download = curl(
-        &args(&["-L", "--connect-to", &h.ferry.connect_to(), "-D", &headers.display().to_string(), &link]),
+        &args(&["-L", "--connect-to", &h.connect_to(), "-D", &headers.display().to_string(), &link]),
         None,
     )
     .await;
@@ -167,14 +170,15 @@ async fn a_file_over_the_native_limit_is_sent_as_a_link_that_downloads_the_same_
     // A tampered link is refused.
     let flipped = if link.ends_with('0') { '1' } else { '0' };
     let tampered = format!("{}{flipped}", &link[..link.len() - 1]);
-    let refused = curl(&args(&["--connect-to", &h.ferry.connect_to(), &tampered]), None).await;
+    let refused = curl(&args(&["--connect-to", &h.connect_to(), &tampered]), None).await;
     refused.assert_error(403, "invalid_link");
     h.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn a_chunked_upload_of_unknown_length_is_stored_whole() {
-    let Some(h) = Harness::start("chunked", Options::default()).await else { return };
+    let h = Harness::start("chunked", Options::default()).await;
     // 6 MiB from stdin with no Content-Length: two parts, the last one short.
     let data = bytes(b"", 6 * MIB, 16);
     let mut request = h.guest();

@@ -119,7 +119,7 @@ async fn s3_case(endpoint: &str, case: &str, rules: Vec<Rule>, expect: Expect) -
     let proxy = FaultProxy::start(endpoint.trim_start_matches("http://").parse().expect("loopback"))
         .await
         .expect("proxy");
-    let h = Harness::start("faults", proxied(&proxy)).await.expect("LocalStack is up");
+    let h = Harness::start("faults", proxied(&proxy)).await;
     // Faults start once ferry is ready (its readiness probe goes through the proxy too).
     for rule in rules {
         proxy.add_rule(rule);
@@ -152,7 +152,7 @@ async fn s3_case(endpoint: &str, case: &str, rules: Vec<Rule>, expect: Expect) -
 
 /// A 64 KiB upload (native) with Genesys faults.
 async fn genesys_case(case: &str, faults: Faults, expect: Expect) -> Row {
-    let h = Harness::start("faults", Options::default()).await.expect("LocalStack is up");
+    let h = Harness::start("faults", Options::default()).await;
     h.emulator.state().set_faults(faults);
     let data = bytes(b"%PDF-1.7\n", 64 * 1024, case.len() as u64);
     let mut args = h.guest();
@@ -189,9 +189,7 @@ async fn open_messaging_case(case: &str, failures: usize, expect: Expect) -> Row
         ("FERRY_LISTEN", format!("127.0.0.1:{port}")),
         ("FERRY_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
     ];
-    let h = Harness::start("faults", Options { toml, env, ..Options::default() })
-        .await
-        .expect("LocalStack is up");
+    let h = Harness::start("faults", Options { toml, env, ..Options::default() }).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     let claims = ferry_server::tickets::Claims {
         dep: "om".into(),
@@ -251,7 +249,7 @@ async fn open_messaging_case(case: &str, failures: usize, expect: Expect) -> Row
 
 /// A client that sends `fraction` of a 12 MiB body and goes away.
 async fn disconnect_case(case: &str, fraction: f64) -> Row {
-    let h = Harness::start("faults", Options::default()).await.expect("LocalStack is up");
+    let h = Harness::start("faults", Options::default()).await;
     let data = bytes(b"", 12 * MIB, 3);
     let mut upload = RawUpload::start(&h, "gone.bin", data.len()).await;
     let cut = (data.len() as f64 * fraction) as usize;
@@ -269,7 +267,7 @@ async fn disconnect_case(case: &str, fraction: f64) -> Row {
 /// SIGTERM while a slow upload is half-way: ferry exits within its grace period, nothing is left.
 async fn sigterm_case(case: &str) -> Row {
     let options = Options { limits: vec!["shutdown_grace_secs = 1".into()], ..Options::default() };
-    let mut h = Harness::start("faults", options).await.expect("LocalStack is up");
+    let mut h = Harness::start("faults", options).await;
     let data = bytes(b"", 12 * MIB, 4);
     let mut upload = RawUpload::start(&h, "cut.bin", data.len()).await;
     upload.send(&data[..6 * MIB]).await;
@@ -288,8 +286,9 @@ async fn sigterm_case(case: &str) -> Row {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn fault_matrix() {
-    let Some(endpoint) = localstack() else { return };
+    let endpoint = localstack();
     let mut rows = Vec::new();
 
     let positions = [

@@ -1,14 +1,14 @@
-//! The end-to-end plumbing: LocalStack's S3 (from `FERRY_TEST_LOCALSTACK`), the Genesys emulator
-//! in process, `ferry serve` as a child process configured by `FERRY_…` variables and a TOML file,
-//! and `curl` as the HTTP client.
+//! The end-to-end plumbing: LocalStack's S3 (`ferry_testkit::localstack`), the Genesys emulator
+//! in process, `ferry serve` as a child process (`ferry_testkit::process`) configured by `FERRY_…`
+//! variables and a TOML file, and `curl` as the HTTP client.
 
 use ferry_s3::{S3Config, SdkClient, build_client};
 use ferry_sandbox::genesys::{DEMO_DEPLOYMENT_ID, GenesysEmulator, GenesysEmulatorConfig};
+use ferry_testkit::process::FerryCommand;
 use serde_json::Value;
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -21,27 +21,11 @@ pub(crate) const LINK_SECRET: &str = "e2e-link-secret-0123456789abcdef-not-for-p
 /// ferry's public host in download links; curl is pointed at the real port with `--connect-to`.
 pub(crate) const PUBLIC_HOST: &str = "ferry.e2e.test";
 
-/// The LocalStack endpoint: `FERRY_TEST_LOCALSTACK` (set by `cargo xtask e2e` and `cargo xtask ci`),
-/// or one already running on 127.0.0.1:4566 (`cargo xtask localstack start`). Without either the
-/// suite says it did not run; with `FERRY_REQUIRE_LOCALSTACK` set it fails instead.
-pub(crate) fn localstack() -> Option<String> {
-    if let Ok(endpoint) = std::env::var("FERRY_TEST_LOCALSTACK") {
-        return Some(endpoint);
-    }
-    if std::net::TcpStream::connect_timeout(&"127.0.0.1:4566".parse().unwrap(), Duration::from_millis(200))
-        .is_ok()
-    {
-        return Some("http://127.0.0.1:4566".into());
-    }
-    assert!(
-        std::env::var_os("FERRY_REQUIRE_LOCALSTACK").is_none(),
-        "FERRY_REQUIRE_LOCALSTACK is set but no LocalStack endpoint is available"
-    );
-    eprintln!(
-        "LocalStack not available: the ferry e2e suite did NOT run (use `cargo xtask e2e`, or start one with `cargo xtask localstack start`)"
-    );
-    None
-}
+/// The LocalStack endpoint; panics, saying how to start one, when there is none (every case is
+/// `#[ignore = "needs LocalStack"]`, run by `cargo xtask e2e` and `cargo xtask ci`).
+pub(crate) use ferry_testkit::localstack::endpoint as localstack;
+/// `ferry serve`, a child process; killed (and its log shown, when a test fails) on drop.
+pub(crate) use ferry_testkit::process::Ferry;
 
 /// How to configure one ferry.
 #[derive(Default)]
@@ -68,9 +52,10 @@ pub(crate) struct Harness {
 }
 
 impl Harness {
-    /// Starts everything for `case`, or `None` when LocalStack is not available.
-    pub(crate) async fn start(case: &str, options: Options) -> Option<Self> {
-        let endpoint = localstack()?;
+    /// Starts everything for `case`, and waits until ferry is ready; panics when LocalStack is not
+    /// available.
+    pub(crate) async fn start(case: &str, options: Options) -> Self {
+        let endpoint = localstack();
         let dir = tempfile::tempdir().expect("temp dir");
         let emulator =
             GenesysEmulator::start(GenesysEmulatorConfig::default()).await.expect("emulator starts");
@@ -98,7 +83,6 @@ impl Harness {
 
         let mut env: Vec<(&str, String)> = vec![
             ("FERRY_CONFIG", config.display().to_string()),
-            ("FERRY_LISTEN", "127.0.0.1:0".into()),
             ("FERRY_PUBLIC_URL", format!("http://{PUBLIC_HOST}")),
             ("FERRY_S3_BUCKET", bucket.clone()),
             ("FERRY_S3_ENDPOINT", endpoint.clone()),
@@ -107,42 +91,31 @@ impl Harness {
             ("FERRY_S3_PART_SIZE_MIB", "5".into()),
             ("FERRY_LINK_SECRET", LINK_SECRET.into()),
             ("FERRY_TICKET_SECRET", TICKET_SECRET.into()),
-            ("FERRY_LOG_JSON", "true".into()),
         ];
         for (k, v) in options.env {
             env.retain(|(key, _)| *key != k);
             env.push((k, v));
         }
-        let ferry = Ferry::spawn(&env, &dir.path().join("ferry.log")).await;
-        let harness = Self { emulator, token, s3, bucket, ferry, dir, env };
-        harness.wait_ready().await;
-        Some(harness)
+        let ferry = spawn(&env, &dir.path().join("ferry.log")).await;
+        Self { emulator, token, s3, bucket, ferry, dir, env }
     }
 
     /// Kills ferry with SIGKILL (no chance to clean up), then starts a new one with the same
     /// settings plus `extra`, and waits until it is ready.
     pub(crate) async fn crash_and_restart(&mut self, extra: &[(&'static str, String)]) {
-        self.ferry.stop();
+        self.ferry.kill();
         let mut env = self.env.clone();
         for (k, v) in extra {
             env.retain(|(key, _)| key != k);
             env.push((*k, v.clone()));
         }
-        self.ferry = Ferry::spawn(&env, &self.dir.path().join("ferry-restarted.log")).await;
-        self.wait_ready().await;
+        self.ferry = spawn(&env, &self.dir.path().join("ferry-restarted.log")).await;
     }
 
-    /// Polls `/readyz` (which checks the bucket) until it answers 200.
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let reply = curl(&[self.ferry.url("/readyz")], None).await;
-            if reply.status == 200 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "ferry not ready in 30 s: {reply:?}\n{}", self.ferry.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    /// `--connect-to` for links under the public URL.
+    pub(crate) fn connect_to(&self) -> String {
+        let addr = self.ferry.addr();
+        format!("{PUBLIC_HOST}:80:{}:{}", addr.ip(), addr.port())
     }
 
     /// `curl` arguments for a guest-session upload.
@@ -246,7 +219,7 @@ impl Harness {
     /// bucket is emptied and removed.
     pub(crate) async fn finish(mut self) {
         assert_eq!(self.emulator.state().violations(), Vec::<String>::new(), "emulator violations");
-        self.ferry.stop();
+        self.ferry.kill();
         let log = self.ferry.log();
         for (what, secret) in [
             ("the session token", self.token.as_str()),
@@ -264,114 +237,14 @@ impl Harness {
     }
 }
 
-/// `ferry serve`, a child process; killed (and its log shown, when a test fails) on drop.
-pub(crate) struct Ferry {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Ferry {
-    async fn spawn(env: &[(&str, String)], log: &Path) -> Self {
-        let file = std::fs::File::create(log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
-        command.arg("serve");
-        // Only the settings given here: nothing inherited from the caller's FERRY_… variables.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("FERRY_") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "info,aws=warn,hyper=warn")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("ferry starts");
-        // ferry binds 127.0.0.1:0 and logs the address it got.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let found = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find_map(|line| {
-                (line["fields"]["message"] == "ferry serving")
-                    .then(|| line["fields"]["addr"].as_str().and_then(|a| a.parse().ok()))
-                    .flatten()
-            });
-            if let Some(addr) = found {
-                break addr;
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("ferry exited before serving ({status}):\n{text}");
-            }
-            assert!(Instant::now() < deadline, "ferry did not log its address in 60 s:\n{text}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        Self { child, addr, log: log.to_path_buf() }
-    }
-
-    /// `http://127.0.0.1:PORT{path}`.
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// `--connect-to` for links under the public URL.
-    pub(crate) fn connect_to(&self) -> String {
-        format!("{PUBLIC_HOST}:80:{}:{}", self.addr.ip(), self.addr.port())
-    }
-
-    /// What ferry logged so far.
-    pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM.
-    pub(crate) fn terminate(&self) {
-        let status =
-            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    /// Waits up to `within` for the process to exit.
-    pub(crate) async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Drop for Ferry {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "---- ferry's log (last {} lines) ----", tail.len());
-            for line in tail.iter().rev() {
-                let _ = writeln!(err, "{line}");
-            }
-        }
-    }
+/// Starts `ferry serve` (this build's binary) with exactly the settings `env`, and waits until it
+/// is ready.
+async fn spawn(env: &[(&str, String)], log: &Path) -> Ferry {
+    FerryCommand::new(env!("CARGO_BIN_EXE_ferry"), log)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .start()
+        .await
+        .expect("ferry starts")
 }
 
 /// What curl got.
@@ -477,7 +350,7 @@ impl RawUpload {
 
 /// Deterministic pseudo-random bytes after a `head` (a magic number, say).
 pub(crate) fn bytes(head: &[u8], len: usize, seed: u64) -> Vec<u8> {
-    ferry_sandbox::data::pseudo_random(head, len, seed)
+    ferry_testkit::data::pseudo_random(head, len, seed)
 }
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {

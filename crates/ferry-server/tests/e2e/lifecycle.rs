@@ -5,8 +5,9 @@ use crate::harness::{Harness, MIB, Options, RawUpload, bytes, sha256_hex};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
-    let Some(h) = Harness::start("disconnect", Options::default()).await else { return };
+    let h = Harness::start("disconnect", Options::default()).await;
     let data = bytes(b"", 8 * MIB, 9);
     let mut upload = RawUpload::start(&h, "walkaway.bin", 20 * MIB).await;
     upload.send(&data).await;
@@ -29,11 +30,12 @@ async fn a_client_that_disconnects_mid_upload_leaves_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn sigterm_lets_uploads_finish_within_the_grace_period_and_aborts_the_rest() {
     const GRACE: Duration = Duration::from_secs(5);
     let options =
         Options { limits: vec![format!("shutdown_grace_secs = {}", GRACE.as_secs())], ..Options::default() };
-    let Some(mut h) = Harness::start("sigterm", options).await else { return };
+    let mut h = Harness::start("sigterm", options).await;
     let finishing = bytes(b"", 8 * MIB, 10);
     let stalled = bytes(b"", 6 * MIB, 11);
 
@@ -81,12 +83,13 @@ async fn sigterm_lets_uploads_finish_within_the_grace_period_and_aborts_the_rest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn stalled_headers_and_bodies_time_out_and_leave_nothing() {
     let options = Options {
         limits: vec!["header_timeout_secs = 1".into(), "idle_body_timeout_secs = 2".into()],
         ..Options::default()
     };
-    let Some(h) = Harness::start("timeouts", options).await else { return };
+    let h = Harness::start("timeouts", options).await;
     // Headers that never end: the connection is closed.
     let mut slow = tokio::net::TcpStream::connect(h.ferry.addr()).await.expect("connect");
     tokio::io::AsyncWriteExt::write_all(&mut slow, b"POST /v1/uploads HTTP/1.1\r\nHost: ferry\r\n")
@@ -113,11 +116,12 @@ async fn stalled_headers_and_bodies_time_out_and_leave_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn an_upload_beyond_the_memory_budget_is_told_to_retry() {
     // Room for exactly one upload's part buffers: 5 MiB × (4 in flight + 1).
     let options =
         Options { env: vec![("FERRY_MEMORY_BUDGET", (25 * MIB).to_string())], ..Options::default() };
-    let Some(h) = Harness::start("budget", options).await else { return };
+    let h = Harness::start("budget", options).await;
     let data = bytes(b"", 6 * MIB, 15);
     let mut first = RawUpload::start(&h, "first.bin", data.len()).await;
     first.send(&data[..3 * MIB]).await;

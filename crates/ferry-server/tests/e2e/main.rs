@@ -1,11 +1,14 @@
 //! ferry end to end: `ferry serve` as a separate process against LocalStack's S3 and the Genesys
 //! emulator, driven by `curl` (and by hand-written requests where a test must control the socket).
 //!
-//! Run with `cargo xtask e2e` (starts LocalStack and requires it). `cargo test -p ferry-server
-//! --test e2e` runs it against `FERRY_TEST_LOCALSTACK` or a LocalStack on 127.0.0.1:4566, and
-//! otherwise says that it did not run. Every case checks the HTTP answer, what S3 holds (objects
-//! and multipart uploads in progress, through the SDK) and what the conversation shows (through
-//! the emulator), and that ferry's log holds no token, secret or presigned URL.
+//! Every case is `#[ignore = "needs LocalStack"]`: a plain `cargo test` lists them as ignored. Run
+//! them with `cargo xtask e2e` (starts LocalStack and passes `--include-ignored`), or with
+//! `cargo test -p ferry-server --test e2e -- --include-ignored` against `FERRY_TEST_LOCALSTACK` or a
+//! LocalStack on 127.0.0.1:4566 (they fail at once without one).
+//!
+//! Every case checks the HTTP answer, what S3 holds (objects and multipart uploads in progress,
+//! through the SDK) and what the conversation shows (through the emulator), and that ferry's log
+//! holds no token, secret or presigned URL.
 
 mod crash;
 mod delivery;

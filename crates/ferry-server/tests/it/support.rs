@@ -104,7 +104,7 @@ impl Ferry {
 }
 
 pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    ferry_sandbox::data::pseudo_random(b"", len, seed)
+    ferry_testkit::data::pseudo_random(b"", len, seed)
 }
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
