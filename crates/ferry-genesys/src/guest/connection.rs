@@ -60,6 +60,12 @@ pub(crate) struct Connection {
     routes: Arc<Mutex<Routes>>,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("closed", &self.closed()).finish()
+    }
+}
+
 /// The outcome of a request that got no response.
 pub(crate) enum CallError {
     /// The request never reached the socket: resending is safe.
