@@ -856,7 +856,7 @@ async fn hostile_input_battery() {
         (
             "right-to-left override: invoice\u{202e}fdp.exe",
             post(&typed("invoice%E2%80%AEfdp.exe", "application/pdf"), &small),
-            Expect::Error(415, "unsupported_media_type"),
+            Expect::Error(400, "invalid_file_name"),
         ),
         (
             "Content-Type not a MIME type",
