@@ -1,12 +1,15 @@
 //! Open Messaging: [`PlatformClient::send_open_message`] posts an inbound message whose
 //! attachment Genesys then fetches from ferry's signed download link, and the message's types.
 
+use std::num::NonZeroU8;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferry_core::checksum::Sha256;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
+use time::format_description::well_known::{Iso8601, iso8601};
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::{PlatformClient, PlatformResponse};
 use crate::Secret;
@@ -216,33 +219,26 @@ impl OpenMessageReceipt {
     }
 }
 
-/// Formats `time` as RFC 3339 in UTC with milliseconds (`1970-01-01T00:00:00.000Z`).
-pub fn rfc3339(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
+/// RFC 3339 in UTC with exactly three fractional digits: `1970-01-01T00:00:00.000Z`.
+const RFC3339_MILLIS: Iso8601<
+    {
+        iso8601::Config::DEFAULT
+            .set_time_precision(iso8601::TimePrecision::Second { decimal_digits: NonZeroU8::new(3) })
+            .encode()
+    },
+> = Iso8601;
 
-/// The proleptic Gregorian date `days` after 1970-01-01 (days-from-civil, inverted).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+/// Formats `time` as RFC 3339 in UTC with milliseconds (`1970-01-01T00:00:00.000Z`), truncated to
+/// the millisecond. Times before 1970 give the epoch; times after 9999 give the last millisecond
+/// of 9999.
+pub fn rfc3339(time: SystemTime) -> String {
+    let millis = time.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    let utc = i128::try_from(millis)
+        .ok()
+        .and_then(|ms| ms.checked_mul(1_000_000))
+        .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+        .unwrap_or_else(|| PrimitiveDateTime::MAX.assume_utc().truncate_to_millisecond());
+    utc.format(&RFC3339_MILLIS).expect("a year within 1970..=9999 always formats")
 }
 
 #[cfg(test)]
@@ -259,6 +255,10 @@ mod tests {
         );
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(4_107_542_399)), "2100-02-28T23:59:59.000Z");
+        // Truncated, not rounded; clamped at both ends.
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_nanos(1_999_999_999)), "1970-01-01T00:00:01.999Z");
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(400_000_000_000)), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]
