@@ -15,6 +15,11 @@
 //!   401, `Retry-After`, typed `ErrorBody` and `inin-ratelimit-*` headers) and Open Messaging
 //!   delivery of a file by its signed download link.
 //!
+//! Every failure, guest or platform, is one [`Error`]: [`Error::is_retryable`],
+//! [`Error::retry_after`] and [`Error::fault`] (the customer's session, the file, ferry's
+//! configuration, or Genesys itself) give a caller what it needs to answer its own client. Every
+//! retry loop follows a [`ferry_core::retry::Schedule`].
+//!
 //! Session tokens, presigned URLs and JWTs are [`SessionToken`] / [`Secret`] values whose `Debug`
 //! prints `****`; nothing here logs them. A message naming an attachment is sent only after
 //! Genesys confirmed that attachment's upload.
