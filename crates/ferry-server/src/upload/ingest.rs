@@ -1,8 +1,8 @@
 //! Ingest: the file's bytes → ferry-s3, in the upload's own task.
 //!
 //! The request reads the body (raw or a form's `file` part) and hands the bytes over a short
-//! channel, the [`Feed`]; the task reads them as a stream that ends only when the request says the
-//! body is all in ([`Feed::end`]). A request that goes away first (a hang-up, a cancelled
+//! channel, the [`Feed`]; the task reads them as a stream that ends only when the request has said
+//! the body is all in ([`Feed::end`], which never waits). A request that goes away first (a hang-up, a cancelled
 //! connection) drops its feed, and the stream ends in an error, so a cut-off body is never stored
 //! as if whole; a request that goes away after the end cancels nothing. On the way to S3 the bytes
 //! pass the timeouts and the minimum rate, and the first bytes are sniffed; the declared digests
@@ -19,8 +19,9 @@ use ferry_core::chunk::{Chunker, ObjectSummary};
 use ferry_core::plan::{MIB, PlanLimits, plan_parts};
 use ferry_s3::{ObjectMeta, ObjectUpload, UploadedObject};
 use futures::{Stream, StreamExt};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// What the request hands to the upload task.
 enum Message {
@@ -28,9 +29,11 @@ enum Message {
     Start(Box<Declared>),
     /// The file's next bytes.
     Bytes(Bytes),
-    /// The body is all in.
-    End,
 }
+
+/// Set once the body is all in, with the file's caption; a channel that closes without it was cut
+/// off. Setting it never waits, so a request dropped right after its body's end cannot lose it.
+type Ending = Arc<OnceLock<Option<String>>>;
 
 /// The upload task stopped reading (it failed); its own result says why.
 #[derive(Debug)]
@@ -40,21 +43,21 @@ pub(crate) struct Stopped;
 #[derive(Debug)]
 pub(crate) struct Feed {
     tx: mpsc::Sender<Message>,
-    caption: oneshot::Sender<Option<String>>,
+    ending: Ending,
 }
 
 /// The task's end of the channel.
 #[derive(Debug)]
 pub(crate) struct Inbox {
     rx: mpsc::Receiver<Message>,
-    caption: oneshot::Receiver<Option<String>>,
+    ending: Ending,
 }
 
 /// A channel from the request to its upload task.
 pub(crate) fn channel() -> (Feed, Inbox) {
     let (tx, rx) = mpsc::channel(2);
-    let (caption_tx, caption_rx) = oneshot::channel();
-    (Feed { tx, caption: caption_tx }, Inbox { rx, caption: caption_rx })
+    let ending = Ending::default();
+    (Feed { tx, ending: Arc::clone(&ending) }, Inbox { rx, ending })
 }
 
 impl Feed {
@@ -68,10 +71,10 @@ impl Feed {
         self.tx.send(Message::Bytes(bytes)).await.map_err(|_| Stopped)
     }
 
-    /// The body is all in, with the file's caption.
-    pub(crate) async fn end(self, caption: Option<String>) -> Result<(), Stopped> {
-        let _ = self.caption.send(caption);
-        self.tx.send(Message::End).await.map_err(|_| Stopped)
+    /// The body is all in, with the file's caption: the task reads what is still queued, then
+    /// the stream ends.
+    pub(crate) fn end(self, caption: Option<String>) {
+        let _ = self.ending.set(caption);
     }
 }
 
@@ -79,15 +82,27 @@ impl Feed {
 pub(crate) struct Incoming {
     /// The bytes, checked on the way (timeouts, rate, sniffing).
     pub(crate) body: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, AppError>> + Send>>,
-    /// The caption, sent with the end of the body.
-    pub(crate) caption: oneshot::Receiver<Option<String>>,
+    /// The caption, known once the body has ended.
+    pub(crate) caption: Caption,
+}
+
+/// The caption that comes with the body's end.
+#[derive(Debug)]
+pub(crate) struct Caption(Ending);
+
+impl Caption {
+    /// The caption (`None` before the body's end, or when there is none).
+    pub(crate) fn get(&self) -> Option<String> {
+        self.0.get().cloned().flatten()
+    }
 }
 
 impl Inbox {
     /// Waits for the file to begin; `None` when the request ended first.
     pub(crate) async fn open(mut self, limits: &Limits, policy: TypePolicy) -> Option<(Declared, Incoming)> {
         let Some(Message::Start(declared)) = self.rx.recv().await else { return None };
-        let reader = Reader::new(self.rx, limits, policy, declared.content_type.clone());
+        let ending = Arc::clone(&self.ending);
+        let reader = Reader::new(self.rx, ending, limits, policy, declared.content_type.clone());
         let body = futures::stream::unfold(reader, |mut reader| async move {
             let item = reader.next().await?;
             if item.is_err() {
@@ -97,7 +112,7 @@ impl Inbox {
             }
             Some((item, reader))
         });
-        Some((*declared, Incoming { body: Box::pin(body), caption: self.caption }))
+        Some((*declared, Incoming { body: Box::pin(body), caption: Caption(self.ending) }))
     }
 }
 
@@ -109,6 +124,7 @@ pub(crate) fn cut_off() -> AppError {
 /// Reads the channel with the body's time limits, sniffing the first bytes.
 struct Reader {
     rx: mpsc::Receiver<Message>,
+    ending: Ending,
     idle: Duration,
     deadline: Instant,
     started: Instant,
@@ -121,10 +137,17 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(rx: mpsc::Receiver<Message>, limits: &Limits, policy: TypePolicy, content_type: String) -> Self {
+    fn new(
+        rx: mpsc::Receiver<Message>,
+        ending: Ending,
+        limits: &Limits,
+        policy: TypePolicy,
+        content_type: String,
+    ) -> Self {
         let started = Instant::now();
         Self {
             rx,
+            ending,
             idle: limits.idle_body_timeout(),
             deadline: started + Duration::from_secs(limits.max_upload_secs),
             started,
@@ -154,11 +177,11 @@ impl Reader {
             Ok(message) => message,
         };
         match message {
-            None => Some(Err(cut_off())),
+            None if self.ending.get().is_none() => Some(Err(cut_off())),
             Some(Message::Start(_)) => {
                 Some(Err(AppError::new(ErrorCode::InvalidMultipart, "more than one `file` part")))
             }
-            Some(Message::End) => {
+            None => {
                 self.ended = true;
                 // A file shorter than the sniffing window is judged on what there is.
                 let head = self.head.take()?;

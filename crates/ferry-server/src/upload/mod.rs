@@ -121,7 +121,7 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
         First::Task(done) => done,
         First::Body(Ok(caption)) => {
             // The body is all in: from now on a hang-up cancels nothing.
-            let _ = feed.end(caption).await;
+            feed.end(caption);
             task.await
         }
         First::Body(Err(error)) => {
@@ -172,7 +172,7 @@ impl Job {
         drop(permit);
         let stored = stored?;
         // The body ended, so its caption came with the end.
-        declared.caption = incoming.caption.await.unwrap_or_default();
+        declared.caption = incoming.caption.get();
         match deliver::deliver(&state, &destination, &caller, &declared, &stored).await {
             Ok(delivered) => Ok(AttachmentReference::new(&state, &caller, &declared, &stored, delivered)),
             Err(error) => {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod budget;
 mod flows;
 mod fuzz_link;
 mod fuzz_multipart;
