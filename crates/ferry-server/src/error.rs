@@ -212,14 +212,23 @@ impl IntoResponse for AppError {
     }
 }
 
-/// S3's failures: the operator's (no bucket, no access) are 500 `storage_misconfigured`; the rest
-/// 503 `storage_unavailable`, with `Retry-After` when a later try may succeed. Errors the body
-/// stream or the digest gate raised come back as they were.
+/// S3's failures: the operator's (no bucket, no access, a refused key or region) are 500
+/// `storage_misconfigured`; the rest 503 `storage_unavailable`, with `Retry-After` when a later
+/// try may succeed. What the body stream or the digest gate raised comes back as it was, and the
+/// chunker's refusals say what the body did.
 impl From<ferry_s3::Error> for AppError {
     fn from(error: ferry_s3::Error) -> Self {
         use ferry_s3::Error as S3;
         match error {
-            S3::NoSuchBucket { .. } | S3::AccessDenied { .. } => {
+            S3::Body(source) | S3::Rejected(source) => match source.downcast::<AppError>() {
+                Ok(own) => *own,
+                Err(other) => {
+                    tracing::info!(error = %other, "the request body failed");
+                    Self::new(ErrorCode::ClientDisconnected, "the request body ended abnormally")
+                }
+            },
+            S3::Chunk(chunk) => chunk.into(),
+            error if error.is_operator_fault() => {
                 tracing::error!(%error, kind = error.kind(), "storage is misconfigured");
                 Self::new(
                     ErrorCode::StorageMisconfigured,
@@ -228,9 +237,8 @@ impl From<ferry_s3::Error> for AppError {
             }
             error => {
                 tracing::error!(%error, kind = error.kind(), "storage failed");
-                let retry = error.is_retryable();
                 let answer = Self::storage_unavailable();
-                if retry { answer.retry_after(5) } else { answer }
+                if error.is_retryable() { answer.retry_after(5) } else { answer }
             }
         }
     }
@@ -322,6 +330,13 @@ mod tests {
             AppError::from(ferry_s3::Error::AccessDenied { operation: "PutObject", message: String::new() });
         assert_eq!(denied.code(), ErrorCode::StorageMisconfigured);
         assert_eq!(denied.retry_after_secs(), None);
+        let own = AppError::new(ErrorCode::ChecksumMismatch, "no");
+        let gate = AppError::from(ferry_s3::Error::Rejected(Box::new(own)));
+        assert_eq!((gate.code(), gate.message()), (ErrorCode::ChecksumMismatch, "no"));
+        let body = AppError::from(ferry_s3::Error::Body(Box::new(AppError::new(ErrorCode::TooSlow, "slow"))));
+        assert_eq!(body.code(), ErrorCode::TooSlow);
+        let short = AppError::from(ferry_s3::Error::Chunk(ChunkError::TooShort { received: 1, declared: 2 }));
+        assert_eq!(short.code(), ErrorCode::IncompleteBody);
         let throttled = AppError::from(ferry_s3::Error::Throttled { operation: "UploadPart", attempts: 3 });
         assert_eq!(
             (throttled.code(), throttled.retry_after_secs()),

@@ -9,12 +9,11 @@ use crate::state::{AppState, Destination};
 use crate::tickets::Claims;
 use crate::upload::auth::Caller;
 use crate::upload::declared::Declared;
-use crate::upload::ingest::Stored;
 use crate::upload::reference::{download_link, file_id};
 use ferry_core::checksum::{Md5, Md5Hasher};
 use ferry_genesys::guest::{ByteStream, Delivery, Fallback, FileMeta, UploadBody};
 use ferry_genesys::platform::{OpenAttachment, OpenFrom, OpenMessage, PlatformClient};
-use ferry_s3::UploadedObject;
+use ferry_s3::{Stored, UploadedObject};
 use futures::StreamExt as _;
 use serde::Serialize;
 

@@ -17,8 +17,8 @@ use crate::upload::declared::{Declared, Digests, TypePolicy};
 use bytes::Bytes;
 use ferry_core::chunk::{Chunker, ObjectSummary};
 use ferry_core::plan::{MIB, PlanLimits, plan_parts};
-use ferry_s3::{ObjectMeta, ObjectUpload, UploadedObject};
-use futures::{Stream, StreamExt};
+use ferry_s3::{BoxError, Gate, ObjectMeta, ObjectWrite, Stored, UploadedObject};
+use futures::Stream;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -215,15 +215,6 @@ impl Reader {
     }
 }
 
-/// A stored, verified object and the chunker's summary of it.
-#[derive(Debug)]
-pub(crate) struct Stored {
-    /// The object.
-    pub(crate) object: UploadedObject,
-    /// Its digests and size.
-    pub(crate) summary: ObjectSummary,
-}
-
 /// What to store: where, and the limits the body is held to.
 #[derive(Debug)]
 pub(crate) struct Target<'a> {
@@ -239,10 +230,12 @@ pub(crate) struct Target<'a> {
     pub(crate) len: Option<u64>,
 }
 
-/// Streams `body` into a new object and verifies it. On any error nothing is left behind.
+/// Streams `body` into a new object with ferry-s3's [`Uploader::upload`](ferry_s3::Uploader::upload),
+/// which owns the parts, the checks and the clean-up: it returns a verified object, or an error
+/// having left nothing behind. The declared digests are its gate, checked before completing.
 pub(crate) async fn store<S>(state: &AppState, target: Target<'_>, body: S) -> Result<Stored, AppError>
 where
-    S: Stream<Item = Result<Bytes, AppError>> + Unpin,
+    S: Stream<Item = Result<Bytes, AppError>> + Send,
 {
     let limits = PlanLimits {
         preferred_part_size: state.config.s3.part_size_mib * MIB,
@@ -251,48 +244,26 @@ where
     // Every planning error is a size the service does not take.
     let plan = plan_parts(target.len, &limits).map_err(|_| AppError::too_large(target.max_size))?;
     let mode = state.uploader.config().checksum_mode;
-    let chunker = Chunker::new(plan, mode.chunker_options(true));
-    let meta = ObjectMeta {
-        content_type: Some(target.declared.content_type.clone()),
-        content_disposition: Some(names::content_disposition(&target.declared.name)),
-        metadata: [("ferry-request".to_owned(), "upload".to_owned())].into(),
+    let write = ObjectWrite {
+        key: object_key(state, target.deployment),
+        meta: ObjectMeta {
+            content_type: Some(target.declared.content_type.clone()),
+            content_disposition: Some(names::content_disposition(&target.declared.name)),
+            metadata: [("ferry-request".to_owned(), "upload".to_owned())].into(),
+        },
+        chunker: Chunker::new(plan, mode.chunker_options(true)),
     };
-    let mut upload = state.uploader.begin(object_key(state, target.deployment), meta);
-    match send_parts(&mut upload, chunker, body, target.digests).await {
-        Ok((last, summary)) => {
-            let object = upload.finish(last, &summary).await?;
-            Ok(Stored { object, summary })
+    let digests = target.digests;
+    let gate: Gate = Box::new(move |summary: &ObjectSummary| {
+        match digests.mismatch(&summary.md5, summary.sha256.as_ref()) {
+            None => Ok(()),
+            Some(header) => Err(Box::new(AppError::new(
+                ErrorCode::ChecksumMismatch,
+                format!("the file does not match its {header}; nothing was kept"),
+            )) as BoxError),
         }
-        Err(error) => {
-            upload.abort().await;
-            Err(error)
-        }
-    }
-}
-
-/// Cuts `body` into parts and hands them to `upload`; checks the declared digests at the end.
-async fn send_parts<S>(
-    upload: &mut ObjectUpload,
-    mut chunker: Chunker,
-    mut body: S,
-    digests: Digests,
-) -> Result<(Option<ferry_core::chunk::Part>, ObjectSummary), AppError>
-where
-    S: Stream<Item = Result<Bytes, AppError>> + Unpin,
-{
-    while let Some(bytes) = body.next().await {
-        for part in chunker.push(bytes?)? {
-            upload.push_part(part).await?;
-        }
-    }
-    let (last, summary) = chunker.finish()?;
-    if let Some(header) = digests.mismatch(&summary.md5, summary.sha256.as_ref()) {
-        return Err(AppError::new(
-            ErrorCode::ChecksumMismatch,
-            format!("the file does not match its {header}; nothing was kept"),
-        ));
-    }
-    Ok((last, summary))
+    });
+    Ok(state.uploader.upload(write, body, Some(gate)).await?)
 }
 
 /// `<prefix><deployment>/<yyyy>/<mm>/<dd>/<uuid>`, dated today (UTC).

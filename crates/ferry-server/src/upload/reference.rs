@@ -6,9 +6,8 @@ use crate::tickets::Claims;
 use crate::upload::auth::Caller;
 use crate::upload::declared::Declared;
 use crate::upload::deliver::Delivered;
-use crate::upload::ingest::Stored;
 use ferry_core::checksum::CrcAlgorithm;
-use ferry_s3::UploadedObject;
+use ferry_s3::{Stored, UploadedObject};
 use serde::Serialize;
 
 /// The reference to a stored, delivered file.
