@@ -217,3 +217,44 @@ async fn a_dropped_upload_is_aborted_in_the_background() {
     assert_eq!(uploader.stats().aborted(), 1, "the multipart upload existed and was aborted");
     assert_nothing_left(&fs, &uploader, "dropped").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn against_strict_s3_the_object_verifies_and_failures_leave_no_upload() {
+    let endpoint = crate::support::localstack();
+    let (client, bucket) = crate::support::localstack_bucket(&endpoint, "stream").await;
+    let uploader = Uploader::new(client.clone(), &bucket, config(ChecksumMode::Crc64Nvme));
+    let data = Bytes::from(random_bytes(2 * PART as usize + 7, 10));
+
+    let stored = uploader
+        .upload(write(&uploader, "strict/ok", Some(data.len() as u64)), frames(&data, 1 << 20), None)
+        .await
+        .expect("stored");
+    let head = client
+        .head_object()
+        .bucket(&bucket)
+        .key("strict/ok")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    let crc = stored.summary.crc.expect("the mode computes a CRC");
+    assert_eq!(head.checksum_crc64_nvme(), Some(crc.to_base64().as_str()), "S3 verified the FULL_OBJECT CRC");
+    assert!(read_back(&client, &bucket, "strict/ok").await.0 == data);
+
+    let gate: Gate = Box::new(|_: &ObjectSummary| Err("Repr-Digest does not match".into()));
+    let err =
+        uploader.upload(write(&uploader, "strict/gate", None), frames(&data, 1 << 20), Some(gate)).await;
+    assert!(matches!(err, Err(Error::Rejected(_))), "{err:?}");
+    let body = frames(&data, 1 << 20).chain(futures::stream::iter([Err(std::io::Error::other("reset"))]));
+    let err = uploader.upload(write(&uploader, "strict/body", None), body, None).await;
+    assert!(matches!(err, Err(Error::Body(_))), "{err:?}");
+
+    uploader.cleanups_settled().await;
+    let left = client.list_multipart_uploads().bucket(&bucket).prefix("strict/").send().await.unwrap();
+    assert!(left.uploads().is_empty(), "uploads left behind: {:?}", left.uploads());
+    for key in ["strict/gate", "strict/body"] {
+        assert!(!exists(&client, &bucket, key).await, "{key} must not exist");
+    }
+    assert_eq!(uploader.stats().aborted(), 2);
+}
