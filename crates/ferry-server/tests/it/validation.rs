@@ -454,3 +454,28 @@ async fn a_form_that_fails_after_its_file_keeps_nothing() {
     assert!(ferry.stored_keys().await.is_empty(), "{:?}", ferry.stored_keys().await);
     assert!(ferry.stack.genesys.state().violations().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_a_request_id() {
+    let ferry = Ferry::start().await;
+    let get = |path: &str, id: Option<&str>| {
+        let mut request = http::Request::get(path);
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    // A plain token is kept, on any route.
+    let (_, headers, _) = ferry.oneshot(get("/healthz", Some("trace-42"))).await;
+    assert_eq!(headers["x-request-id"], "trace-42");
+    // Anything else is replaced by ferry's own id, which the error body names too.
+    for bad in ["has space", &"a".repeat(65), "semi;colon"] {
+        let (status, headers, json) = ferry.oneshot(get("/v1/files/nope", Some(bad))).await;
+        assert_eq!((status, error_code(&json)), (StatusCode::FORBIDDEN, "invalid_link"));
+        let id = headers["x-request-id"].to_str().unwrap();
+        assert!(id != bad && uuid::Uuid::parse_str(id).is_ok(), "{id:?}");
+        assert_eq!(json["error"]["requestId"], id);
+    }
+    let (_, headers, _) = ferry.oneshot(get("/readyz", None)).await;
+    assert!(uuid::Uuid::parse_str(headers["x-request-id"].to_str().unwrap()).is_ok());
+}
