@@ -36,6 +36,17 @@ pub(crate) fn run() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    step("clippy (production build, no dev stand-ins)");
+    run_checked(cargo().args([
+        "clippy",
+        "-p",
+        "ferry-server",
+        "--no-default-features",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
 
     step("localstack");
     let localstack = localstack::start(None)?;
