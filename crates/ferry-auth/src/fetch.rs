@@ -113,17 +113,11 @@ impl Fetcher {
     }
 }
 
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(Error::MalformedResponse {
-                reason: format!("response larger than {MAX_BODY} bytes"),
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+async fn read_limited(response: reqwest::Response) -> Result<bytes::Bytes, Error> {
+    crate::body::read_limited(response, MAX_BODY).await.map_err(|error| match error {
+        crate::body::BodyError::Transport(source) => Error::from(source),
+        other => Error::MalformedResponse { reason: other.to_string() },
+    })
 }
 
 /// Maps a non-2xx response to an error. The body is consulted only for the OAuth `error` and

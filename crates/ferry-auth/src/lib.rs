@@ -33,6 +33,7 @@
 //! # }
 //! ```
 
+pub mod body;
 mod config;
 mod error;
 mod fetch;

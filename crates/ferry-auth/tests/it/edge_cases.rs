@@ -386,3 +386,42 @@ fn empty_credentials_are_rejected_up_front() {
     let error = TokenManager::new(AuthConfig::with_login_url("not a url", "id", "s")).unwrap_err();
     assert!(matches!(error, Error::Config { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn an_oversized_token_response_is_refused_not_buffered() {
+    let server = MockServer::start().await;
+    // A 200 whose body runs past the fetcher's 64 KiB limit: refused as malformed, and (a fatal
+    // answer) not fetched again.
+    let padding = "x".repeat(70 * 1024);
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+            r#"{{"access_token":"t","token_type":"bearer","expires_in":60,"pad":"{padding}"}}"#
+        )))
+        .mount(&server)
+        .await;
+    let manager = manager(&server, |_| {});
+    match manager.token().await {
+        Err(Error::MalformedResponse { reason }) => {
+            assert!(reason.contains("larger than 65536 bytes"), "{reason}")
+        }
+        other => panic!("expected a malformed response, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_bounded_body_reads_in_full_below_the_limit() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![7u8; 1000]))
+        .mount(&server)
+        .await;
+    let response = reqwest::get(server.uri()).await.unwrap();
+    let body = ferry_auth::body::read_limited(response, 1000).await.unwrap();
+    assert_eq!(body.len(), 1000);
+    let response = reqwest::get(server.uri()).await.unwrap();
+    assert!(matches!(
+        ferry_auth::body::read_limited(response, 999).await,
+        Err(ferry_auth::body::BodyError::TooLarge { limit: 999 })
+    ));
+}

@@ -294,23 +294,15 @@ fn correlation_id(headers: &HeaderMap) -> Option<String> {
     headers.get("inin-correlation-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-async fn read_limited(mut response: reqwest::Response) -> Result<Bytes, Error> {
+async fn read_limited(response: reqwest::Response) -> Result<Bytes, Error> {
     let status = response.status().as_u16();
     let correlation_id = correlation_id(response.headers());
-    let mut body = Vec::new();
-    while let Some(chunk) =
-        response.chunk().await.map_err(|e| Error::ApiTransport { source: e.without_url() })?
-    {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(Error::ApiDecode {
-                status,
-                reason: format!("response larger than {MAX_BODY} bytes"),
-                correlation_id,
-            });
+    ferry_auth::body::read_limited(response, MAX_BODY).await.map_err(|error| match error {
+        ferry_auth::body::BodyError::Transport(source) => {
+            Error::ApiTransport { source: source.without_url() }
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.into())
+        other => Error::ApiDecode { status, reason: other.to_string(), correlation_id },
+    })
 }
 
 #[cfg(test)]
