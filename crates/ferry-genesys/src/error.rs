@@ -56,6 +56,10 @@ pub enum Error {
     /// The session's conversation has ended (`readOnly: true`).
     #[error("the guest conversation is closed (read-only)")]
     ConversationClosed,
+    /// The session ended while ferry was using it (`SessionExpiredEvent`, `LogoutEvent`,
+    /// `SessionClearedEvent`): nothing more can be sent on this token.
+    #[error("the guest session ended ({0})")]
+    SessionEnded(crate::guest::SessionEnd),
     /// The file cannot be a native attachment, and the caller asked not to fall back to a link.
     #[error("the file cannot be attached natively: {0}")]
     NotAttachable(LinkReason),
@@ -202,7 +206,7 @@ impl Error {
     /// or the caller's body stream.
     pub fn fault(&self) -> Fault {
         match self {
-            Self::SessionNotFound | Self::ConversationClosed => Fault::Session,
+            Self::SessionNotFound | Self::ConversationClosed | Self::SessionEnded(_) => Fault::Session,
             Self::NotAttachable(_) => Fault::Content,
             Self::InvalidConfig(_) | Self::UnknownEnvironment(_) => Fault::Configuration,
             Self::Body(_) => Fault::Body,

@@ -14,12 +14,14 @@
 //! The module is split by concern: [`GuestConfig`] (`config`), the values it takes and returns
 //! (`types`), [`GuestClient`] (`client`: connecting, `configureSession`, rate-limit waits),
 //! [`GuestSession`] (`session`: the actions), its recovery of dropped sockets (`recovery`), the
-//! socket driver (`connection`) and the upload body (`body`).
+//! socket driver (`connection`), the upload body (`body`) and why a native delivery failed
+//! ([`NativeFailure`], `outcome`).
 
 mod body;
 mod client;
 mod config;
 mod connection;
+mod outcome;
 mod recovery;
 mod session;
 mod types;
@@ -27,6 +29,7 @@ mod types;
 pub use body::{ByteStream, UploadBody};
 pub use client::GuestClient;
 pub use config::GuestConfig;
+pub use outcome::{NativeFailure, NativeStep, SessionEnd};
 pub use session::GuestSession;
 pub use types::{
     DeliveredAttachment, DeliveredMessage, Delivery, Fallback, FileMeta, GuestJwt, SessionInfo, human_size,

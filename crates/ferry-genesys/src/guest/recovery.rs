@@ -24,7 +24,7 @@ impl GuestSession {
     ) -> Result<Secret, Error> {
         let wait = self.client.config.upload_event_timeout;
         let deadline = Instant::now() + wait;
-        let timeout = || Error::Timeout { waiting_for: "the upload event", after: wait };
+        let timeout = || Error::Timeout { waiting_for: super::outcome::UPLOAD_EVENT, after: wait };
         let mut watch = watch;
         loop {
             if let Some(rx) = watch.as_mut() {

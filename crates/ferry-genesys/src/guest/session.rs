@@ -169,7 +169,7 @@ impl GuestSession {
     }
 
     /// Sends a message as the guest. It is not resent if the connection drops after it was
-    /// written ([`Error::DeliveryUnconfirmed`]).
+    /// written, or if no echo comes in time ([`Error::DeliveryUnconfirmed`] in both cases).
     pub async fn send_message(&mut self, message: OutgoingMessage) -> Result<DeliveredMessage, Error> {
         let token = self.token.clone();
         let make = move |tracing_id| Request::OnMessage {
@@ -177,7 +177,11 @@ impl GuestSession {
             message: message.clone(),
             tracing_id: Some(tracing_id),
         };
-        let frame = self.call("onMessage", &make, None, false).await?;
+        let frame = match self.call("onMessage", &make, None, false).await {
+            // Written, never echoed: it may have arrived.
+            Err(Error::Timeout { .. }) => return Err(Error::DeliveryUnconfirmed),
+            other => other?,
+        };
         match frame.body {
             FrameBody::StructuredMessage(m) => Ok(DeliveredMessage { message_id: m.id }),
             _ => Err(unexpected("onMessage", &frame)),
