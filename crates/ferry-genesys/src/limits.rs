@@ -1,19 +1,21 @@
 //! A deployment's inbound attachment limits, and the pure decision whether a file can be sent as a
 //! native attachment or must go as a link.
+//!
+//! Read like the official clients, a little stricter: a KB is 1,000 bytes and a file goes natively
+//! only when `size ≤ maxFileSizeKB × 1000` (the official client's integer division lets up to 999
+//! bytes more through; ferry does not rely on that), and a deployment that states no positive
+//! `maxFileSizeKB` or no file types accepts no native attachments.
 
 use crate::protocol::SessionResponse;
 use std::fmt;
 
-/// The largest attachment Genesys documents for the platform, used when a deployment allows
-/// attachments but states no size: 25 MB.
-pub const PLATFORM_MAX_FILE_SIZE_KB: u64 = 25 * 1024;
-
 /// What a deployment accepts as guest attachments, from its `SessionResponse`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundLimits {
-    /// Whether guests may attach files at all (`allowedMedia.inbound` present with file types).
+    /// Whether guests may attach files at all (`allowedMedia.inbound` present with file types
+    /// and a positive `maxFileSizeKB`).
     pub attachments_enabled: bool,
-    /// Largest file, in KB of 1024 bytes.
+    /// Largest file, in KB of 1,000 bytes (0 when the deployment states none).
     pub max_file_size_kb: u64,
     /// Allowed MIME types, lower-cased; may hold wildcards (`image/*`, `*/*`).
     pub allowed_types: Vec<String>,
@@ -25,29 +27,36 @@ impl InboundLimits {
     /// Reads the limits out of a `SessionResponse`.
     pub fn from_session(response: &SessionResponse) -> Self {
         let inbound = response.allowed_media.as_ref().and_then(|m| m.inbound.as_ref());
-        let allowed_types: Vec<String> = inbound
-            .map(|i| i.file_types.iter().map(|t| t.mime.trim().to_ascii_lowercase()).collect())
-            .unwrap_or_default();
-        let blocked_extensions = response
-            .blocked_extensions
+        let allowed_types =
+            inbound.map(|i| i.file_types.iter().map(|t| t.mime.clone()).collect()).unwrap_or_default();
+        let blocked_extensions = response.blocked_extensions.clone().unwrap_or_default();
+        Self::new(inbound.and_then(|i| i.max_file_size_kb).unwrap_or(0), allowed_types, blocked_extensions)
+    }
+
+    /// Limits from their parts (a `SessionResponse`, or a deployment's `config.json`): MIME types
+    /// and extensions are lower-cased, extensions get their leading dot; attachments are enabled
+    /// only with at least one type and a positive size.
+    pub fn new(max_file_size_kb: u64, allowed_types: Vec<String>, blocked_extensions: Vec<String>) -> Self {
+        let allowed_types: Vec<String> =
+            allowed_types.iter().map(|t| t.trim().to_ascii_lowercase()).collect();
+        let blocked_extensions = blocked_extensions
             .iter()
-            .flatten()
             .map(|e| {
                 let e = e.trim().to_ascii_lowercase();
                 if e.starts_with('.') { e } else { format!(".{e}") }
             })
             .collect();
         Self {
-            attachments_enabled: !allowed_types.is_empty(),
-            max_file_size_kb: inbound.and_then(|i| i.max_file_size_kb).unwrap_or(PLATFORM_MAX_FILE_SIZE_KB),
+            attachments_enabled: !allowed_types.is_empty() && max_file_size_kb > 0,
+            max_file_size_kb,
             allowed_types,
             blocked_extensions,
         }
     }
 
-    /// The largest file in bytes.
+    /// The largest file in bytes: `maxFileSizeKB × 1000`.
     pub fn max_file_size_bytes(&self) -> u64 {
-        self.max_file_size_kb.saturating_mul(1024)
+        self.max_file_size_kb.saturating_mul(1000)
     }
 
     /// Decides whether a file of this name, MIME type and size can be a native attachment.
@@ -187,16 +196,15 @@ mod tests {
     #[test]
     fn decisions() {
         let l = limits(&["image/*", "application/pdf"], 10240, &[".exe", "bat"]);
-        assert_eq!(l.max_file_size_bytes(), 10 * 1024 * 1024);
+        assert_eq!(l.max_file_size_bytes(), 10_240_000);
         assert!(l.decide("a.pdf", "application/pdf", 1).is_native());
-        assert!(l.decide("p.png", "image/png", 10 * 1024 * 1024).is_native());
+        assert!(l.decide("p.png", "image/png", 10_240 * 1000).is_native(), "KB × 1000 goes natively");
         assert_eq!(
-            l.decide("p.png", "image/png", 10 * 1024 * 1024 + 1),
-            AttachmentDecision::Link(LinkReason::TooLarge {
-                size: 10 * 1024 * 1024 + 1,
-                max: 10 * 1024 * 1024
-            })
+            l.decide("p.png", "image/png", 10_240 * 1000 + 1),
+            AttachmentDecision::Link(LinkReason::TooLarge { size: 10_240_001, max: 10_240_000 }),
+            "one byte more is a link (and so is the KiB reading, 10 MiB)"
         );
+        assert!(!l.decide("p.png", "image/png", 10 * 1024 * 1024).is_native());
         assert_eq!(l.decide("a.pdf", "application/pdf", 0), AttachmentDecision::Link(LinkReason::Empty));
         assert_eq!(
             l.decide("run.BAT", "image/png", 5),
@@ -207,7 +215,22 @@ mod tests {
             AttachmentDecision::Link(LinkReason::TypeNotAllowed { mime_type: "video/mp4".into() })
         );
         let any = limits(&["*/*"], 1, &[]);
-        assert!(any.decide("x.bin", "application/octet-stream", 1024).is_native());
+        assert!(any.decide("x.bin", "application/octet-stream", 1000).is_native());
+        assert!(!any.decide("x.bin", "application/octet-stream", 1001).is_native());
+        let no_size = limits(&["*/*"], 0, &[]);
+        assert_eq!(
+            no_size.decide("a.pdf", "application/pdf", 1),
+            AttachmentDecision::Link(LinkReason::AttachmentsDisabled)
+        );
+        let unstated: SessionResponse = serde_json::from_value(serde_json::json!({
+            "connected": true, "allowedMedia": {"inbound": {"fileTypes": [{"type": "*/*"}]}}
+        }))
+        .unwrap();
+        assert_eq!(
+            InboundLimits::from_session(&unstated).decide("a.pdf", "application/pdf", 1),
+            AttachmentDecision::Link(LinkReason::AttachmentsDisabled),
+            "no maxFileSizeKB: no native attachments"
+        );
         let none: SessionResponse = serde_json::from_value(serde_json::json!({"connected": true})).unwrap();
         assert_eq!(
             InboundLimits::from_session(&none).decide("a.pdf", "application/pdf", 1),

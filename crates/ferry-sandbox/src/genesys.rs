@@ -54,7 +54,8 @@ pub struct Deployment {
     pub allowed_origins: Option<Vec<String>>,
     /// Allowed inbound MIME types (`*/*`, `image/*`, …); empty disables guest attachments.
     pub allowed_file_types: Vec<String>,
-    /// Largest inbound file, KB of 1024 bytes.
+    /// Largest inbound file, KB of 1,000 bytes (as the official clients read it); 0 states no
+    /// limit in `SessionResponse` (official clients then attach nothing).
     pub max_file_size_kb: u64,
     /// Blocked extensions, with the dot.
     pub blocked_extensions: Vec<String>,

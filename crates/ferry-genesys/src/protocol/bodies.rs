@@ -50,7 +50,7 @@ pub struct InboundMedia {
     /// Allowed MIME types, with wildcards (`image/*`, `*/*`).
     #[serde(default)]
     pub file_types: Vec<FileType>,
-    /// Largest file in KB (1024 bytes).
+    /// Largest file in KB (1,000 bytes, as the official clients read it).
     #[serde(rename = "maxFileSizeKB", default, skip_serializing_if = "Option::is_none")]
     pub max_file_size_kb: Option<u64>,
     /// Other fields.

@@ -108,9 +108,9 @@ async fn files_outside_the_limits_are_delivered_as_links() {
     let token = emu.create_session(DEP);
     let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
 
-    let big = data(1025);
+    let big = data(1001);
     let cases = [
-        (meta("big.pdf", "application/pdf", &big), LinkReason::TooLarge { size: 1025, max: 1024 }),
+        (meta("big.pdf", "application/pdf", &big), LinkReason::TooLarge { size: 1001, max: 1000 }),
         (meta("run.exe", "image/png", b"MZ"), LinkReason::BlockedExtension { extension: ".exe".into() }),
         (meta("clip.mp4", "video/mp4", b"mp4"), LinkReason::TypeNotAllowed { mime_type: "video/mp4".into() }),
     ];
@@ -139,7 +139,7 @@ async fn files_outside_the_limits_are_delivered_as_links() {
     assert_eq!(conv.messages.len(), 4);
     assert_eq!(conv.attachments.len(), 1, "only the allowed file was uploaded");
     assert!(conv.messages[..3].iter().all(|m| m.attachment_ids.is_empty()));
-    assert_eq!(conv.messages[0].custom_attributes["ferrySize"], "1025");
+    assert_eq!(conv.messages[0].custom_attributes["ferrySize"], "1001");
     assert!(emu.violations().is_empty());
 }
 

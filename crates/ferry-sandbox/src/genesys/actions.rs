@@ -211,8 +211,10 @@ fn configure(inner: &mut Inner, conn: ConnId, token: &str, request: &Value, tid:
         "clearedExistingSession": false,
     });
     if !file_types.is_empty() {
-        body["allowedMedia"] =
-            json!({"inbound": {"fileTypes": file_types, "maxFileSizeKB": deployment.max_file_size_kb}});
+        body["allowedMedia"] = json!({"inbound": {"fileTypes": file_types}});
+        if deployment.max_file_size_kb > 0 {
+            body["allowedMedia"]["inbound"]["maxFileSizeKB"] = json!(deployment.max_file_size_kb);
+        }
     }
     inner.send(conn, frame("response", "SessionResponse", 200, body, tid));
 }
@@ -264,7 +266,7 @@ fn on_attachment(inner: &mut Inner, conn: ConnId, token: &str, request: &Value, 
     {
         return reply_error(inner, 4001, "File type invalid");
     }
-    if file_size < 1 || file_size > deployment.max_file_size_kb.saturating_mul(1024) {
+    if file_size < 1 || file_size > deployment.max_file_size_kb.saturating_mul(1000) {
         return reply_error(inner, 4002, "File size invalid");
     }
     let session = inner.sessions.get_mut(token).expect("checked");
