@@ -23,6 +23,7 @@ mod config;
 mod connection;
 mod outcome;
 mod recovery;
+mod routing;
 mod session;
 mod types;
 

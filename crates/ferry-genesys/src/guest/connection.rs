@@ -1,13 +1,15 @@
 //! One guest WebSocket connection, driven by a background task.
 //!
-//! The task owns the socket. It writes requests handed to it, sends an `echo` keep-alive on a
-//! timer, and routes every incoming frame to whoever waits for it: responses by `tracingId`
-//! (falling back to the attachment id), upload events by attachment id. Upload events that arrive
-//! before anyone waits are kept, so a fast server cannot outrun the waiter. When the socket ends,
-//! every waiter is woken with the reason.
+//! The task owns the socket. It writes requests handed to it (one in flight at a time), sends an
+//! `echo` keep-alive on a timer while nothing is in flight, and routes every incoming frame to
+//! whoever waits for it (`routing`: by `tracingId` when echoed, otherwise by class, attachment id
+//! and ferry's markers). Upload events that arrive before anyone waits are kept, so a fast server
+//! cannot outrun the waiter. When the socket ends, or Genesys says the session or conversation
+//! ended, every waiter is woken at once with the reason.
 
+use super::routing::{self, End, KEEPALIVE_TRACING_ID, Route, Waiter, Wants};
 use crate::error::Error;
-use crate::protocol::{Frame, FrameBody, OutgoingMessage, Request};
+use crate::protocol::{Frame, OutgoingMessage, Request};
 use crate::secret::SessionToken;
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -27,12 +29,22 @@ pub(crate) enum Closed {
     SessionLimit,
     /// The transport ended, with what it said.
     Lost(Option<String>),
+    /// Genesys said the session or conversation ended.
+    Ended(End),
 }
 
 impl Closed {
+    /// Whether reconnecting cannot help (the customer took the connection, or the session or
+    /// conversation is over).
+    pub(crate) fn is_final(&self) -> bool {
+        matches!(self, Self::SessionLimit | Self::Ended(_))
+    }
+
     pub(crate) fn to_error(&self) -> Error {
         match self {
             Self::SessionLimit => Error::SessionLimitReached,
+            Self::Ended(End::Conversation) => Error::ConversationClosed,
+            Self::Ended(End::Session(end)) => Error::SessionEnded(*end),
             Self::ByUs => Error::ConnectionLost { reason: Some("closed by the client".into()) },
             Self::Lost(reason) => Error::ConnectionLost { reason: reason.clone() },
         }
@@ -41,8 +53,7 @@ impl Closed {
 
 #[derive(Default)]
 struct Routes {
-    by_tracing: HashMap<String, oneshot::Sender<Frame>>,
-    by_attachment: HashMap<String, String>,
+    current: Option<Waiter>,
     uploads: HashMap<String, oneshot::Sender<Frame>>,
     early_uploads: HashMap<String, Frame>,
     server_reason: Option<Closed>,
@@ -121,8 +132,9 @@ impl Connection {
         lock(&self.routes).closed.clone()
     }
 
-    /// Sends `request` and waits for the frame answering it (matched by its tracing id, or by
-    /// `attachment_id` when the server does not echo the tracing id).
+    /// Sends `request` and waits for the frame answering it (see `routing`: its tracing id when
+    /// echoed, otherwise its class, `attachment_id` and the message's marker). One request at a
+    /// time: the caller holds the session mutably.
     pub(crate) async fn call(
         &self,
         request: &Request,
@@ -137,16 +149,18 @@ impl Connection {
             if let Some(closed) = &routes.closed {
                 return Err(CallError::NotSent(closed.clone()));
             }
-            routes.by_tracing.insert(tracing_id.clone(), tx);
-            if let Some(id) = attachment_id {
-                routes.by_attachment.insert(id.to_owned(), tracing_id.clone());
-            }
+            debug_assert!(routes.current.is_none(), "one request at a time per connection");
+            routes.current = Some(Waiter {
+                tracing_id: tracing_id.clone(),
+                attachment_id: attachment_id.map(str::to_owned),
+                wants: Wants::of(request),
+                tx,
+            });
         }
         let forget = || {
             let mut routes = lock(&self.routes);
-            routes.by_tracing.remove(&tracing_id);
-            if let Some(id) = attachment_id {
-                routes.by_attachment.remove(id);
+            if routes.current.as_ref().is_some_and(|w| w.tracing_id == tracing_id) {
+                routes.current = None;
             }
         };
         let (written_tx, written_rx) = oneshot::channel();
@@ -195,8 +209,6 @@ impl Drop for Connection {
     }
 }
 
-const KEEPALIVE_PREFIX: &str = "ferry-keepalive-";
-
 async fn drive(
     ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
@@ -206,7 +218,6 @@ async fn drive(
 ) {
     let (mut sink, mut stream) = ws.split();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-    let mut pings = 0u64;
     let closed = loop {
         tokio::select! {
             out = rx.recv() => match out {
@@ -223,7 +234,12 @@ async fn drive(
                 }
             },
             incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(text))) => route(&routes, text.as_str()),
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(end) = route(&routes, text.as_str()) {
+                        let _ = sink.send(Message::Close(None)).await;
+                        break Closed::Ended(end);
+                    }
+                }
                 Some(Ok(Message::Close(frame))) => {
                     break lock(&routes).server_reason.clone().unwrap_or_else(|| {
                         Closed::Lost(Some(frame.map_or_else(|| "closed by the server".to_owned(), |f| {
@@ -238,11 +254,13 @@ async fn drive(
                 None => break lock(&routes).server_reason.clone().unwrap_or(Closed::Lost(None)),
             },
             _ = ticker.tick() => {
-                pings += 1;
+                if lock(&routes).current.is_some() {
+                    continue; // a request in flight keeps the socket busy enough
+                }
                 let echo = Request::Echo {
                     token: token.clone(),
                     message: OutgoingMessage::text("ping"),
-                    tracing_id: Some(format!("{KEEPALIVE_PREFIX}{pings}")),
+                    tracing_id: Some(KEEPALIVE_TRACING_ID.to_owned()),
                 };
                 let text = serde_json::to_string(&echo).expect("requests serialise");
                 if sink.send(Message::text(text)).await.is_err() {
@@ -255,8 +273,7 @@ async fn drive(
     let mut routes = lock(&routes);
     routes.closed = Some(closed);
     // Dropping the senders wakes every waiter; they read `closed`.
-    routes.by_tracing.clear();
-    routes.by_attachment.clear();
+    routes.current = None;
     routes.uploads.clear();
     drop(routes);
     // Drain queued writes so their callers learn they were not sent.
@@ -268,57 +285,43 @@ async fn drive(
     }
 }
 
-fn route(routes: &Mutex<Routes>, text: &str) {
+/// Hands one incoming frame to whoever waits for it; `Some` when it ends the session or
+/// conversation.
+fn route(routes: &Mutex<Routes>, text: &str) -> Option<End> {
     let frame: Frame = match serde_json::from_str(text) {
         Ok(frame) => frame,
         Err(e) => {
             tracing::warn!(error = %e, "ignoring a malformed Web Messaging frame");
-            return;
+            return None;
         }
     };
     tracing::debug!(class = frame.class(), code = frame.code, "web messaging frame");
     let mut routes = lock(routes);
-    if let Some(tid) = frame.tracing_id.as_deref() {
-        if let Some(tx) = routes.by_tracing.remove(tid) {
-            if let Some(id) = frame.attachment_id() {
-                routes.by_attachment.remove(id);
-            }
-            let _ = tx.send(frame);
-            return;
-        }
-        if tid.starts_with(KEEPALIVE_PREFIX) {
-            return;
-        }
-    }
-    match &frame.body {
-        FrameBody::UploadSuccessEvent(_) | FrameBody::UploadFailureEvent(_) => {
-            let id = frame.attachment_id().unwrap_or_default().to_owned();
-            match routes.uploads.remove(&id) {
-                Some(tx) => {
-                    let _ = tx.send(frame);
-                }
-                None => {
-                    routes.early_uploads.insert(id, frame);
-                }
+    match routing::route(&frame, routes.current.as_ref()) {
+        Route::Waiter => {
+            if let Some(waiter) = routes.current.take() {
+                let _ = waiter.tx.send(frame);
             }
         }
-        FrameBody::PresignedUrlResponse(_)
-        | FrameBody::GenerateUrlError(_)
-        | FrameBody::AttachmentDeletedResponse(_) => {
-            let id = frame.attachment_id().unwrap_or_default().to_owned();
-            if let Some(tid) = routes.by_attachment.remove(&id)
-                && let Some(tx) = routes.by_tracing.remove(&tid)
-            {
+        Route::Upload(id) => match routes.uploads.remove(&id) {
+            Some(tx) => {
                 let _ = tx.send(frame);
             }
+            None => {
+                routes.early_uploads.insert(id, frame);
+            }
+        },
+        Route::End(end) => {
+            tracing::info!(?end, "Genesys ended the guest session or conversation");
+            return Some(end);
         }
-        FrameBody::ConnectionClosedEvent(event) => {
-            let reason = match event.reason.as_deref() {
+        Route::Closing(reason) => {
+            routes.server_reason = Some(match reason.as_deref() {
                 None | Some("SessionLimitReached") => Closed::SessionLimit,
                 Some(other) => Closed::Lost(Some(other.to_owned())),
-            };
-            routes.server_reason = Some(reason);
+            });
         }
-        _ => tracing::debug!(class = frame.class(), "unsolicited Web Messaging frame"),
+        Route::Nobody => tracing::debug!(class = frame.class(), "unsolicited Web Messaging frame"),
     }
+    None
 }

@@ -4,7 +4,7 @@
 //! whose event was lost with the socket is confirmed by polling `getAttachment`.
 
 use super::client::{Fail, check, unexpected};
-use super::connection::{CallError, Closed, Connection};
+use super::connection::{CallError, Connection};
 use super::{GuestSession, SessionInfo};
 use crate::backoff;
 use crate::error::Error;
@@ -40,8 +40,10 @@ impl GuestSession {
                 }
             }
             // The connection dropped while waiting: the event may be lost with it.
-            if let Some(Closed::SessionLimit) = self.conn.as_ref().and_then(Connection::closed) {
-                return Err(Error::SessionLimitReached);
+            if let Some(closed) = self.conn.as_ref().and_then(Connection::closed)
+                && closed.is_final()
+            {
+                return Err(closed.to_error());
             }
             self.conn = None;
             self.ensure_connected().await?;
@@ -55,7 +57,11 @@ impl GuestSession {
                         }
                         return Ok(url);
                     }
-                    Err(Error::Genesys { code: ErrorCode::AttachmentNotUploaded, .. }) => {}
+                    // Both mean "not yet" while an upload is being processed.
+                    Err(Error::Genesys {
+                        code: ErrorCode::AttachmentNotUploaded | ErrorCode::AttachmentNotFound,
+                        ..
+                    }) => {}
                     Err(e) => return Err(e),
                 }
                 if Instant::now() >= deadline {
@@ -96,15 +102,15 @@ impl GuestSession {
                 Err(Fail::Call(CallError::NotSent(closed))) => {
                     self.conn = None;
                     self.last_loss = Some(closed.to_error());
-                    if closed == Closed::SessionLimit {
-                        return Err(Error::SessionLimitReached);
+                    if closed.is_final() {
+                        return Err(closed.to_error());
                     }
                 }
                 Err(Fail::Call(CallError::LostAfterWrite(closed))) => {
                     self.conn = None;
                     self.last_loss = Some(closed.to_error());
-                    if closed == Closed::SessionLimit {
-                        return Err(Error::SessionLimitReached);
+                    if closed.is_final() {
+                        return Err(closed.to_error());
                     }
                     if !resend_safe {
                         return Err(Error::DeliveryUnconfirmed);
@@ -119,9 +125,9 @@ impl GuestSession {
         if let Some(conn) = &self.conn {
             match conn.closed() {
                 None => return Ok(()),
-                Some(Closed::SessionLimit) => {
+                Some(closed) if closed.is_final() => {
                     self.conn = None;
-                    return Err(Error::SessionLimitReached);
+                    return Err(closed.to_error());
                 }
                 Some(_) => self.conn = None,
             }
