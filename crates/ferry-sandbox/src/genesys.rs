@@ -192,6 +192,8 @@ pub struct AttachmentSnapshot {
     pub file_type: String,
     /// Declared size.
     pub declared_size: u64,
+    /// The `fileMd5` the client declared, if any (official clients send none).
+    pub declared_md5: Option<String>,
     /// `pending`, `uploaded`, `failed` or `deleted`.
     pub state: String,
     /// Bytes received (uploaded only).

@@ -120,7 +120,7 @@ impl GuestSession {
             let attachment_id = uuid::Uuid::new_v4().to_string();
             let presigned = self.request_upload(file, &attachment_id).await?;
             let watch = self.conn.as_ref().map(|c| c.watch_upload(&attachment_id));
-            if let Err(e) = self.put(&presigned, &file.mime_type, &mut body).await {
+            if let Err(e) = self.put(&presigned, &essence(&file.mime_type), &mut body).await {
                 if let Some(conn) = &self.conn {
                     conn.unwatch_upload(&attachment_id);
                 }
@@ -248,16 +248,17 @@ impl GuestSession {
         attachment_id: &str,
     ) -> Result<PresignedUrlResponse, Error> {
         let token = self.token.clone();
+        // As the official clients: the MIME type without parameters, and no `fileMd5` (its
+        // expected encoding is unknown, so sending it could only get a good file refused).
         let (id, name, mime, size) =
-            (attachment_id.to_owned(), file.file_name.clone(), file.mime_type.clone(), file.size);
-        let md5 = file.md5.map(|m| m.to_base64());
+            (attachment_id.to_owned(), file.file_name.clone(), essence(&file.mime_type), file.size);
         let make = move |tracing_id| Request::OnAttachment {
             token: token.clone(),
             attachment_id: id.clone(),
             file_name: name.clone(),
             file_type: mime.clone(),
             file_size: size,
-            file_md5: md5.clone(),
+            file_md5: None,
             errors_as_json: true,
             tracing_id: Some(tracing_id),
         };
@@ -300,6 +301,11 @@ impl GuestSession {
         }
         Ok(())
     }
+}
+
+/// A MIME type without its parameters (`text/plain; charset=utf-8` → `text/plain`).
+fn essence(mime: &str) -> String {
+    mime.split(';').next().unwrap_or_default().trim().to_owned()
 }
 
 fn empty_session() -> SessionResponse {

@@ -31,7 +31,8 @@ pub struct FileMeta {
     pub size: u64,
     /// SHA-256 of the content, if known.
     pub sha256: Option<Sha256>,
-    /// MD5 of the content, if known (also sent as `fileMd5` with `onAttachment`).
+    /// MD5 of the content, if known (a custom attribute; never sent as `fileMd5`, which the
+    /// official clients do not send either).
     pub md5: Option<Md5>,
     /// Further custom attributes (e.g. a correlation id).
     pub attributes: BTreeMap<String, String>,

@@ -262,16 +262,17 @@ async fn an_upload_failure_event_is_a_typed_error_and_nothing_is_sent() {
 }
 
 #[tokio::test]
-async fn a_wrong_md5_is_caught_by_the_server_and_nothing_is_sent() {
+async fn on_attachment_carries_no_md5_and_a_bare_mime_type() {
     let emu = emulator().await;
     let token = emu.create_session(DEP);
     let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
     let bytes = data(1000);
-    let mut file = meta("a.bin", "application/octet-stream", &bytes);
-    file.md5 = Some(Md5::of(b"something else"));
-    let err = session.send_attachment(&file, UploadBody::from_bytes(bytes), None).await.unwrap_err();
-    assert!(matches!(err, Error::UploadFailed { code: ErrorCode::FileContentInvalid, .. }), "{err:?}");
-    assert!(emu.conversation(&token).unwrap().messages.is_empty());
+    let file = meta("notes.txt", "text/plain; charset=utf-8", &bytes);
+    session.send_attachment(&file, UploadBody::from_bytes(bytes), None).await.unwrap();
+    let conv = emu.conversation(&token).unwrap();
+    assert_eq!(conv.attachments[0].file_type, "text/plain");
+    assert_eq!(conv.attachments[0].declared_md5, None, "no fileMd5, as the official clients");
+    assert_eq!(conv.messages[0].custom_attributes["ferryMd5"], Md5::of(&data(1000)).to_hex());
 }
 
 #[tokio::test]

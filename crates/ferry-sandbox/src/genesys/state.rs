@@ -147,6 +147,7 @@ impl Inner {
                         file_name: a.file_name.clone(),
                         file_type: a.file_type.clone(),
                         declared_size: a.declared_size,
+                        declared_md5: a.declared_md5.clone(),
                         state: state.into(),
                         size,
                         sha256,
