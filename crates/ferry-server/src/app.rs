@@ -2,6 +2,7 @@
 //! sockets alike.
 
 use crate::error::{AppError, ErrorCode};
+use crate::{access, admin};
 use crate::links::{self, LinkError};
 use crate::request_id::{self, ReqId};
 use crate::state::AppState;
@@ -19,21 +20,25 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub const OPENAPI: &str = include_str!("../assets/openapi.json");
 
 /// The router for `state`. `dev` adds `ferry dev`'s own routes (the demo page at `/` and the
-/// emulator's conversations at `/dev/conversations`); production passes `None`.
+/// emulator's conversations at `/dev/conversations`); production passes `None`. `/metrics` is
+/// here only while no admin listener is configured (`ops.admin_listen`, see [`crate::admin`]).
 pub fn app(state: AppState, dev: Option<Router>) -> Router {
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/v1/uploads", post(crate::upload::upload))
         .route("/v1/files/{id}", get(download))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
+        .route("/healthz", get(admin::healthz))
+        .route("/readyz", get(admin::ready))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }));
+    if state.config.ops.admin_listen.is_none() {
+        router = router.route("/metrics", get(admin::metrics));
+    }
     let cors = cors(&state);
+    let observed = state.clone();
     let mut router = router.layer(DefaultBodyLimit::disable()).with_state(state);
     if let Some(dev) = dev {
         router = router.merge(dev);
     }
-    request_id::layer(router).layer(cors)
+    request_id::layer(access::layer(router, &observed)).layer(cors)
 }
 
 fn cors(state: &AppState) -> CorsLayer {
@@ -89,26 +94,4 @@ async fn presigned(state: &AppState, id: &str, query: &LinkQuery) -> Result<Stri
     let tail = links::key_tail(id).ok_or_else(|| forbidden("this link is not valid"))?;
     let key = format!("{}{tail}", state.config.s3.prefix);
     Ok(state.uploader.presign_get(&key, Duration::from_secs(300), None).await?)
-}
-
-async fn ready(State(state): State<AppState>) -> Response {
-    match state.uploader.check_bucket().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(error) => {
-            tracing::warn!(%error, "not ready: the bucket does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response()
-        }
-    }
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    let stats = state.uploader.stats();
-    let text = state.metrics.render(
-        stats.part_retries(),
-        stats.aborted(),
-        state.budget_used_bytes(),
-        state.config.limits.memory_budget,
-        state.uploader.memory().held(),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -100,6 +100,9 @@ pub struct ServeArgs {
     /// Log JSON lines.
     #[arg(long, env = "FERRY_LOG_JSON")]
     pub log_json: bool,
+    /// Admin listener for /metrics, /healthz and /readyz (then /metrics leaves the public port).
+    #[arg(long, env = "FERRY_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// `ferry dev` settings.
@@ -207,6 +210,7 @@ impl ServeArgs {
             config.cors_origins.clone_from(&self.cors_origins);
         }
         config.log_json |= self.log_json;
+        config.ops.admin_listen = self.admin_listen.or(config.ops.admin_listen);
         Ok(config)
     }
 }
@@ -236,7 +240,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             tracing::info!(addr = %listener.local_addr()?, bucket = %state.config.s3.bucket, "ferry serving");
             let router = crate::app::app(state.clone(), None);
             let reaper = tokio::spawn(crate::reaper::run(state.clone()));
-            let served = crate::serve::serve(listener, router, state, crate::serve::shutdown_signal()).await;
+            let _admin = crate::admin::start(&state).await.context("binding the admin listener")?;
+            let shutdown = crate::admin::drain_on(state.clone(), crate::serve::shutdown_signal());
+            let served = crate::serve::serve(listener, router, state, shutdown).await;
             reaper.abort();
             served?;
             Ok(())

@@ -23,6 +23,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
+pub mod admin;
 pub mod app;
 pub mod body;
 pub mod cli;

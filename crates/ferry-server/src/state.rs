@@ -44,6 +44,8 @@ pub struct Inner {
     /// Uploads whose body is all in, completing and delivering in tasks of their own (a client
     /// that hangs up then does not cancel them); shutdown waits for them.
     pub completions: tokio_util::task::TaskTracker,
+    /// Readiness (draining, the cached bucket check).
+    pub health: crate::admin::Health,
 }
 
 /// A deployment ferry serves, with what an upload for it needs: its settings, its size limit and
@@ -129,6 +131,7 @@ impl AppState {
             links,
             tickets,
             completions: tokio_util::task::TaskTracker::new(),
+            health: crate::admin::Health::new(std::time::Duration::from_secs(config.ops.ready_cache_secs)),
             config,
         })))
     }

@@ -34,6 +34,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Logs as JSON lines.
     pub log_json: bool,
+    /// Operations: the admin listener and readiness (`[ops]`).
+    pub ops: crate::admin::OpsSettings,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             deployments: BTreeMap::new(),
             cors_origins: Vec::new(),
             log_json: false,
+            ops: crate::admin::OpsSettings::default(),
         }
     }
 }

@@ -7,4 +7,5 @@ mod budget;
 mod flows;
 mod fuzz_link;
 mod fuzz_multipart;
+mod ops;
 mod validation;
