@@ -2,10 +2,10 @@
 //! sockets alike.
 
 use crate::error::{AppError, ErrorCode};
-use crate::{access, admin};
 use crate::links::{self, LinkError};
 use crate::request_id::{self, ReqId};
 use crate::state::AppState;
+use crate::{access, admin};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::response::{IntoResponse, Response};
