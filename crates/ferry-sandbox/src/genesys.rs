@@ -19,15 +19,23 @@
 //!   as a *violation*; so are the requests ferry must never send on a customer's token
 //!   (`configureSession` with `startNew: true`, `closeSession` with `closeAllConnections: true`,
 //!   `clearConversation`).
+//! - Knobs ([`Faults`]) refuse a native attachment at each step (a `GenerateUrlError`, a non-2xx
+//!   presigned `PUT`, an `UploadFailureEvent` after a good `PUT`, no upload event at all), drop
+//!   the socket after recording an `onMessage`, end the session or conversation
+//!   ([`EmulatorState::end_session`], or in place of an upload event), and leave `tracingId` out
+//!   where the official fixtures have none, or everywhere ([`TracingIds`]).
+//! - `GET /webdeployments/v1/deployments/{id}/config.json` serves the deployment's public
+//!   configuration (`messenger.fileUpload.enableAttachments` and `modes[]`).
 //! - `GET /__sandbox/conversations` lists sessions (token shortened), attachments (name, size,
 //!   SHA-256) and messages, plus violations. [`EmulatorState`] offers the same to Rust.
 //!
 //! Choices where the contract is silent (marked *unverified* there): `getAttachment` answers with a
-//! `PresignedUrlResponse` carrying the download URL, or `class: "string"` 4010 (not uploaded) /
-//! 4009 (unknown); requests on a read-only conversation get `class: "string"` code 4000; errors
+//! `PresignedUrlResponse` carrying the download URL, or `class: "string"` 4010 (not uploaded; 4009
+//! with [`Faults::not_uploaded_code`]) / 4009 (unknown); requests on a read-only conversation get `class: "string"` code 4000; errors
 //! without a JSON class use `class: "string"` with the code on the frame.
 
 mod actions;
+mod events;
 mod server;
 mod state;
 mod uploads;
@@ -118,6 +126,50 @@ pub struct Faults {
     pub rate_limit: Option<RateLimit>,
     /// Actions that are silently ignored (no answer at all).
     pub ignore_actions: Vec<String>,
+    /// Which frames carry the request's `tracingId` back. Default [`TracingIds::Echo`].
+    pub tracing_ids: TracingIds,
+    /// The next this-many valid `onAttachment` requests are refused with a `GenerateUrlError`
+    /// (`type: "message"`, as in the official fixtures) of `refuse_attachment_code`.
+    pub refuse_attachments: u32,
+    /// Code for refused attachments. Default 4002 (file size invalid).
+    pub refuse_attachment_code: u32,
+    /// The next this-many accepted uploads push no upload event at all.
+    pub swallow_upload_events: u32,
+    /// The next accepted upload ends the session or conversation (this event is pushed instead
+    /// of the upload event).
+    pub end_on_upload: Option<SessionEnd>,
+    /// The next this-many `onMessage` requests are recorded, then the socket is dropped before
+    /// the echo (the message arrived; the sender cannot know).
+    pub drop_after_message: u32,
+    /// The code `getAttachment` answers for an attachment not uploaded yet: 4010 (default) or
+    /// 4009 (the official behaviour may be either).
+    pub not_uploaded_code: u32,
+}
+
+/// Which frames carry the request's `tracingId` back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TracingIds {
+    /// Every answer echoes it.
+    #[default]
+    Echo,
+    /// Like the official fixtures: none on `SessionResponse`, `PresignedUrlResponse`,
+    /// `GenerateUrlError`, string errors and `TooManyRequestsErrorMessage`.
+    LikeFixtures,
+    /// Never.
+    Never,
+}
+
+/// How a session or conversation ends (see [`EmulatorState::end_session`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// `SessionExpiredEvent` (code 4006).
+    Expired,
+    /// `LogoutEvent`.
+    LoggedOut,
+    /// `SessionClearedEvent`.
+    Cleared,
+    /// A `StructuredMessage` event: Presence `Disconnect` with `metadata.readOnly`.
+    ConversationEnded,
 }
 
 impl Default for Faults {
@@ -134,6 +186,13 @@ impl Default for Faults {
             retry_after_secs: 1,
             rate_limit: None,
             ignore_actions: Vec::new(),
+            tracing_ids: TracingIds::Echo,
+            refuse_attachments: 0,
+            refuse_attachment_code: 4002,
+            swallow_upload_events: 0,
+            end_on_upload: None,
+            drop_after_message: 0,
+            not_uploaded_code: 4010,
         }
     }
 }

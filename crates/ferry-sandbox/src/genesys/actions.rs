@@ -225,7 +225,7 @@ fn on_attachment(inner: &mut Inner, conn: ConnId, token: &str, request: &Value, 
     let reply_error = |inner: &Inner, code: u32, message: &str| {
         let text = if as_json {
             frame(
-                "response",
+                "message",
                 "GenerateUrlError",
                 200,
                 json!({"attachmentId": attachment_id, "errorCode": code, "errorMessage": message}),
@@ -268,6 +268,11 @@ fn on_attachment(inner: &mut Inner, conn: ConnId, token: &str, request: &Value, 
     }
     if file_size < 1 || file_size > deployment.max_file_size_kb.saturating_mul(1000) {
         return reply_error(inner, 4002, "File size invalid");
+    }
+    if inner.faults.refuse_attachments > 0 {
+        inner.faults.refuse_attachments -= 1;
+        let code = inner.faults.refuse_attachment_code;
+        return reply_error(inner, code, "The attachment was refused");
     }
     let session = inner.sessions.get_mut(token).expect("checked");
     if let Some(existing) = session.attachment_mut(&attachment_id)
@@ -379,7 +384,14 @@ fn on_message(inner: &mut Inner, conn: ConnId, token: &str, request: &Value, tid
     if !attributes.is_empty() {
         body["channel"] = json!({"metadata": {"customAttributes": attributes}});
     }
-    inner.send(conn, frame("message", "StructuredMessage", 200, body.clone(), tid));
+    if inner.faults.drop_after_message > 0 {
+        inner.faults.drop_after_message -= 1;
+        if let Some(c) = inner.conns.get(&conn) {
+            let _ = c.tx.send(Out::Drop);
+        }
+    } else {
+        inner.send(conn, frame("message", "StructuredMessage", 200, body.clone(), tid));
+    }
     inner.fan_out(token, &frame("message", "StructuredMessage", 200, body, None), Some(conn));
 }
 
@@ -397,7 +409,8 @@ fn get_attachment(inner: &mut Inner, conn: ConnId, token: &str, request: &Value,
             inner.send(conn, frame("response", "PresignedUrlResponse", 200, body, tid));
         }
         Some(AttachmentState::Pending | AttachmentState::Failed { .. }) => {
-            inner.send(conn, string_error(4010, "Attachment has not been successfully uploaded", tid));
+            let code = inner.faults.not_uploaded_code;
+            inner.send(conn, string_error(code, "Attachment has not been successfully uploaded", tid));
         }
         Some(AttachmentState::Deleted) | None => {
             inner.send(conn, string_error(4009, "Attachment not found", tid));

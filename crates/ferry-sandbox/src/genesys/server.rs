@@ -2,7 +2,7 @@
 //! inspection API.
 
 use super::state::{EmulatorState, Out};
-use super::uploads::UploadGate;
+use super::uploads::{AfterUpload, UploadGate};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -21,6 +21,7 @@ pub(crate) fn router(state: EmulatorState) -> axum::Router {
         .route("/__uploads/{key}", put(upload))
         .route("/__downloads/{key}", get(download))
         .route("/__sandbox/conversations", get(inspect))
+        .route("/webdeployments/v1/deployments/{id}/config.json", get(deployment_config))
         .with_state(state)
 }
 
@@ -152,14 +153,19 @@ async fn upload(
     }
     let md5_hex = hex::encode(md5.finalize());
     let result = Ok((received, hex::encode(sha.finalize()), md5_hex.clone()));
-    let (event, delay) = state.finish_upload(&key, &target, result);
     let token = target.token.clone();
-    tokio::spawn(async move {
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+    match state.finish_upload(&key, &target, result) {
+        AfterUpload::Event(event, delay) => {
+            tokio::spawn(async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                state.push(&token, &event);
+            });
         }
-        state.push(&token, &event);
-    });
+        AfterUpload::Nothing => {}
+        AfterUpload::End(end) => state.end_session(&token, end),
+    }
     (StatusCode::OK, [(header::ETAG, format!("\"{md5_hex}\""))]).into_response()
 }
 
@@ -167,6 +173,14 @@ async fn download(State(state): State<EmulatorState>, Path(key): Path<String>) -
     match state.download(&key) {
         Some(facts) => Json(facts).into_response(),
         None => s3_error(StatusCode::NOT_FOUND, "NoSuchKey", "Unknown download URL"),
+    }
+}
+
+async fn deployment_config(State(state): State<EmulatorState>, Path(id): Path<String>) -> Response {
+    match state.deployment_config(&id) {
+        Some(config) => Json(config).into_response(),
+        None => (StatusCode::NOT_FOUND, Json(serde_json::json!({"message": "deployment not found"})))
+            .into_response(),
     }
 }
 

@@ -109,6 +109,7 @@ fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 
 impl Inner {
     pub(super) fn send(&self, conn: ConnId, text: String) {
+        let text = super::events::apply_tracing_mode(self.faults.tracing_ids, text);
         if let Some(c) = self.conns.get(&conn) {
             let _ = c.tx.send(Out::Frame(text));
         }

@@ -18,6 +18,16 @@ pub(crate) struct UploadTarget {
     pub(crate) headers: BTreeMap<String, String>,
 }
 
+/// What to push once an upload's outcome is recorded.
+pub(crate) enum AfterUpload {
+    /// This event frame, after this delay.
+    Event(String, Duration),
+    /// Nothing (the swallowed-event fault).
+    Nothing,
+    /// End the session or conversation instead.
+    End(super::SessionEnd),
+}
+
 /// Whether an upload is let through, and what to push afterwards.
 pub(crate) enum UploadGate {
     Unknown,
@@ -51,14 +61,14 @@ impl EmulatorState {
         })
     }
 
-    /// Records the outcome of an upload and returns the event frame to push (after the delay
-    /// fault) to every connection of the token.
+    /// Records the outcome of an upload and says what to push to every connection of the token:
+    /// its event (after the delay fault), nothing, or the end of the session.
     pub(crate) fn finish_upload(
         &self,
         key: &str,
         target: &UploadTarget,
         result: Result<(u64, String, String), u32>,
-    ) -> (String, Duration) {
+    ) -> AfterUpload {
         let mut inner = self.lock();
         let delay = inner.faults.event_delay;
         let result = match result {
@@ -118,7 +128,14 @@ impl EmulatorState {
                 )
             }
         };
-        (event, delay)
+        if let Some(end) = inner.faults.end_on_upload.take() {
+            return AfterUpload::End(end);
+        }
+        if inner.faults.swallow_upload_events > 0 {
+            inner.faults.swallow_upload_events -= 1;
+            return AfterUpload::Nothing;
+        }
+        AfterUpload::Event(event, delay)
     }
 
     /// The stored facts of a download key: (file name, type, size, sha256).
