@@ -5,9 +5,14 @@
 use bytes::Bytes;
 use ferry_core::checksum::{Md5, Sha256};
 use ferry_genesys::guest::{Delivery, Fallback, FileMeta, GuestClient, GuestConfig, UploadBody};
+use ferry_genesys::guest::{NativeFailure, NativeStep, SessionEnd};
 use ferry_genesys::limits::LinkReason;
+use ferry_genesys::protocol::ErrorCode;
 use ferry_genesys::{Error, SessionToken};
-use ferry_sandbox::genesys::{DEMO_DEPLOYMENT_ID, Deployment, GenesysEmulator, GenesysEmulatorConfig};
+use ferry_sandbox::genesys::{
+    DEMO_DEPLOYMENT_ID, Deployment, Faults, GenesysEmulator, GenesysEmulatorConfig, SessionEnd as End,
+    TracingIds,
+};
 use std::time::Duration;
 use url::Url;
 
@@ -84,4 +89,144 @@ async fn a_deployment_without_a_size_limit_gets_links_only() {
     let refused = session.deliver(&meta("tiny", &tiny), body(&tiny), None, None, Fallback::Refuse).await;
     assert!(matches!(refused, Err(Error::NotAttachable(LinkReason::AttachmentsDisabled))), "{refused:?}");
     assert!(emu.conversation(&token).unwrap().attachments.is_empty());
+}
+
+#[tokio::test]
+async fn the_native_flow_the_session_check_and_the_429_back_off_work_without_tracing_ids() {
+    for mode in [TracingIds::Never, TracingIds::LikeFixtures] {
+        let emu = emulator_with(Deployment::new(DEP)).await;
+        emu.update_faults(|f| {
+            f.tracing_ids = mode;
+            f.retry_after_secs = 0;
+        });
+        let client = client(&emu);
+        let raw = emu.create_session(DEP);
+        let token = SessionToken::new(&raw);
+        let unknown = client.validate(DEP, &SessionToken::new("no-such-session")).await;
+        assert!(matches!(unknown, Err(Error::SessionNotFound)), "{mode:?}: {unknown:?}");
+        let info = client.validate(DEP, &token).await.unwrap();
+        assert_eq!(info.limits.max_file_size_kb, 10240);
+
+        let mut session = client.connect(DEP, &token).await.unwrap();
+        emu.update_faults(|f| f.throttle_requests = 2);
+        let started = std::time::Instant::now();
+        let bytes = vec![3u8; 5000];
+        let delivered =
+            session.send_attachment(&meta("f-1", &bytes), body(&bytes), Some("hi")).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3), "{mode:?}: no 5 s response timeout");
+        assert_eq!(emu.faults().throttle_requests, 0, "both rate-limit frames were waited out");
+        // Another message in the same session, and a liveness check.
+        session.send_link(&meta("f-2", &bytes), "https://ferry.example/f-2", None).await.unwrap();
+        session.echo().await.unwrap();
+        let jwt = session.get_jwt().await.unwrap();
+        assert!(jwt.exp > 0);
+        let conv = emu.conversation(&raw).unwrap();
+        assert_eq!(conv.messages.len(), 2, "{mode:?}");
+        assert_eq!(conv.messages[0].attachment_ids, vec![delivered.attachment_id]);
+        assert!(emu.violations().is_empty(), "{:?}", emu.violations());
+    }
+}
+
+/// A session on a fresh emulator with `faults`, and its raw token.
+async fn session_with(faults: Faults) -> (GenesysEmulator, String, ferry_genesys::guest::GuestSession) {
+    let emu = emulator_with(Deployment::new(DEP)).await;
+    emu.set_faults(faults);
+    let raw = emu.create_session(DEP);
+    let mut c = GuestConfig::new(Url::parse(&emu.ws_url()).unwrap());
+    c.response_timeout = Duration::from_secs(2);
+    c.upload_event_timeout = Duration::from_millis(700);
+    c.upload_retry.max_attempts = 1;
+    c.reconnect_retry.initial_delay = Duration::from_millis(10);
+    let session = GuestClient::new(c).unwrap().connect(DEP, &SessionToken::new(&raw)).await.unwrap();
+    (emu, raw, session)
+}
+
+#[tokio::test]
+async fn a_refusal_at_each_step_says_where_and_the_session_still_takes_a_link() {
+    let cases: [(Faults, NativeStep, Option<ErrorCode>, Option<u16>); 4] = [
+        (
+            Faults { refuse_attachments: 1, refuse_attachment_code: 4002, ..Faults::default() },
+            NativeStep::RequestUpload,
+            Some(ErrorCode::FileSizeInvalid),
+            None,
+        ),
+        (
+            Faults { refuse_uploads: 1, refuse_status: 403, ..Faults::default() },
+            NativeStep::Put,
+            None,
+            Some(403),
+        ),
+        (
+            Faults { fail_uploads: 1, failure_code: 4003, ..Faults::default() },
+            NativeStep::UploadEvent,
+            Some(ErrorCode::FileContentInvalid),
+            None,
+        ),
+        (Faults { swallow_upload_events: 1, ..Faults::default() }, NativeStep::UploadEvent, None, None),
+    ];
+    for (faults, want_step, want_code, want_status) in cases {
+        let (emu, raw, mut session) = session_with(faults).await;
+        let bytes = vec![9u8; 4000];
+        let file = meta("f-1", &bytes);
+        let err = session.send_attachment(&file, body(&bytes), None).await.unwrap_err();
+        match err.native_failure() {
+            NativeFailure::Refused { step, code, status, reason } => {
+                assert_eq!((step, code, status), (want_step, want_code, want_status), "{reason}");
+                assert!(!reason.contains("__uploads"), "no presigned URL in the reason: {reason}");
+            }
+            other => panic!("{want_step}: expected a refusal, got {other:?} from {err:?}"),
+        }
+        session.send_link(&file, "https://ferry.example/f-1", None).await.unwrap();
+        let conv = emu.conversation(&raw).unwrap();
+        assert_eq!(conv.messages.len(), 1, "{want_step}: exactly one message carries the file");
+        assert!(conv.messages[0].attachment_ids.is_empty());
+        assert_eq!(conv.messages[0].custom_attributes["ferryFileId"], "f-1");
+        assert!(emu.violations().is_empty(), "{:?}", emu.violations());
+    }
+}
+
+#[tokio::test]
+async fn a_message_whose_echo_is_lost_is_unconfirmed_and_not_resent() {
+    let (emu, raw, mut session) = session_with(Faults { drop_after_message: 1, ..Faults::default() }).await;
+    let bytes = vec![1u8; 100];
+    let err = session.send_attachment(&meta("f-1", &bytes), body(&bytes), None).await.unwrap_err();
+    assert_eq!(err.native_failure(), NativeFailure::Unconfirmed, "{err:?}");
+    let conv = emu.conversation(&raw).unwrap();
+    assert_eq!(conv.messages.len(), 1, "it arrived, once");
+}
+
+#[tokio::test]
+async fn session_and_conversation_ends_stop_the_wait_at_once() {
+    let cases = [
+        (End::Expired, NativeFailure::SessionEnded(SessionEnd::Expired)),
+        (End::LoggedOut, NativeFailure::SessionEnded(SessionEnd::LoggedOut)),
+        (End::Cleared, NativeFailure::SessionEnded(SessionEnd::Cleared)),
+        (End::ConversationEnded, NativeFailure::ConversationClosed),
+    ];
+    for (end, expected) in cases {
+        let (emu, raw, _) = session_with(Faults::default()).await;
+        let mut c = GuestConfig::new(Url::parse(&emu.ws_url()).unwrap());
+        c.upload_event_timeout = Duration::from_secs(30);
+        let mut session = GuestClient::new(c).unwrap().connect(DEP, &SessionToken::new(&raw)).await.unwrap();
+        emu.update_faults(|f| f.end_on_upload = Some(end));
+        let started = std::time::Instant::now();
+        let bytes = vec![1u8; 100];
+        let err = session.send_attachment(&meta("f-1", &bytes), body(&bytes), None).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{end:?}: waited {:?}", started.elapsed());
+        assert_eq!(err.native_failure(), expected, "{end:?}: {err:?}");
+        assert!(!err.is_retryable());
+        // Nothing more goes out on this session, and no reconnect is attempted.
+        let again = session.send_link(&meta("f-1", &bytes), "https://ferry.example/f-1", None).await;
+        assert_eq!(again.unwrap_err().native_failure(), expected);
+        assert!(emu.conversation(&raw).unwrap().messages.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn an_end_pushed_while_idle_ends_the_session_too() {
+    let (emu, raw, mut session) = session_with(Faults::default()).await;
+    emu.end_session(&raw, End::LoggedOut);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = session.echo().await.unwrap_err();
+    assert!(matches!(err, Error::SessionEnded(SessionEnd::LoggedOut)), "{err:?}");
 }
