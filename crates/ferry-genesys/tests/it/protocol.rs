@@ -216,3 +216,103 @@ fn harmful_flags_cannot_be_expressed() {
         format!("{:?}", Request::GetJwt { token: SessionToken::new("secret-token"), tracing_id: None });
     assert!(!debug.contains("secret-token"), "{debug}");
 }
+
+/// Every server frame shape of the official SDKs' fixtures (as summarised in the reference): each
+/// parses into its class, most without a `tracingId`, and re-serialises unchanged.
+#[test]
+fn official_fixture_shapes_parse() {
+    let shapes = [
+        (
+            "SessionResponse",
+            json!({"type": "response", "class": "SessionResponse", "code": 200,
+            "body": {"connected": true, "newSession": true, "readOnly": false,
+                     "allowedMedia": {"inbound": {"fileTypes": [{"type": "*/*"}], "maxFileSizeKB": 10240}},
+                     "blockedExtensions": [".ade", ".exe"], "maxCustomDataBytes": 100}}),
+        ),
+        (
+            "PresignedUrlResponse",
+            json!({"type": "response", "class": "PresignedUrlResponse", "code": 200,
+            "body": {"attachmentId": "88888888-8888-8888-8888-888888888888", "headers": {"x-amz-tagging": "abc"},
+                     "url": "https://uploads.example/a"}}),
+        ),
+        (
+            "GenerateUrlError",
+            json!({"type": "message", "class": "GenerateUrlError", "code": 200,
+            "body": {"attachmentId": "a", "errorCode": 4001, "errorMessage": "File type not supported"}}),
+        ),
+        (
+            "UploadSuccessEvent",
+            json!({"type": "message", "class": "UploadSuccessEvent", "code": 200,
+            "body": {"attachmentId": "a", "downloadUrl": "https://downloads.example/a",
+                     "timestamp": "2021-08-17T17:00:08.746Z"}}),
+        ),
+        (
+            "UploadFailureEvent",
+            json!({"type": "message", "class": "UploadFailureEvent", "code": 200,
+            "body": {"attachmentId": "a", "errorCode": 4003, "errorMessage": "Content invalid",
+                     "timestamp": "2021-08-17T17:00:08.746Z"}}),
+        ),
+        (
+            "AttachmentDeletedResponse",
+            json!({"type": "response", "class": "AttachmentDeletedResponse",
+            "code": 200, "body": {"attachmentId": "a"}}),
+        ),
+        (
+            "StructuredMessage",
+            json!({"type": "message", "class": "StructuredMessage", "code": 200,
+            "body": {"text": "Hi", "type": "Text", "direction": "Inbound", "id": "m",
+                     "channel": {"time": "2022-08-22T19:24:26.704Z", "messageId": "m"},
+                     "metadata": {"correlationId": "c"}}}),
+        ),
+        (
+            "StructuredMessage",
+            json!({"type": "message", "class": "StructuredMessage", "code": 200,
+            "body": {"direction": "Outbound", "id": "e", "type": "Event",
+                     "channel": {"time": "2022-08-22T19:24:26.704Z", "type": "Private"},
+                     "events": [{"eventType": "Presence", "presence": {"type": "Disconnect"}}],
+                     "metadata": {"readOnly": "true"}}}),
+        ),
+        (
+            "TooManyRequestsErrorMessage",
+            json!({"type": "response", "class": "TooManyRequestsErrorMessage",
+            "code": 429, "body": {"retryAfter": 3, "errorCode": 4029, "errorMessage": "Message rate too high"}}),
+        ),
+        (
+            "JwtResponse",
+            json!({"type": "response", "class": "JwtResponse", "code": 200,
+            "body": {"jwt": "some.jwt.value", "exp": 1_661_201_361}}),
+        ),
+        (
+            "ConnectionClosedEvent",
+            json!({"type": "message", "class": "ConnectionClosedEvent", "code": 200,
+            "body": {}}),
+        ),
+        (
+            "ConnectionClosedEvent",
+            json!({"type": "message", "class": "ConnectionClosedEvent", "code": 200,
+            "body": {"reason": "signedIn"}}),
+        ),
+        (
+            "SessionExpiredEvent",
+            json!({"type": "message", "class": "SessionExpiredEvent", "code": 4006,
+            "body": {}}),
+        ),
+        ("LogoutEvent", json!({"type": "message", "class": "LogoutEvent", "code": 200, "body": {}})),
+        (
+            "SessionClearedEvent",
+            json!({"type": "message", "class": "SessionClearedEvent", "code": 200,
+            "body": {}}),
+        ),
+        ("string", json!({"type": "response", "class": "string", "code": 4007, "body": "Session not found"})),
+        (
+            "string",
+            json!({"type": "message", "class": "string", "code": 4020,
+            "body": "Request failed: missing parameter"}),
+        ),
+    ];
+    for (class, value) in shapes {
+        let frame = round_trip(value);
+        assert_eq!(frame.class(), class);
+        assert_eq!(frame.tracing_id, None);
+    }
+}
