@@ -78,17 +78,38 @@ fn main() {
         ("crc64nvme alone", Box::new(crc_only), Duration::MAX),
         (
             "chunker: 2x md5 + crc64nvme",
-            Box::new(move || chunk(ChunkerOptions { crc: Some(CrcAlgorithm::Crc64Nvme), sha256: false })),
+            Box::new(move || {
+                chunk(ChunkerOptions {
+                    crc: Some(CrcAlgorithm::Crc64Nvme),
+                    part_md5: true,
+                    sha256: false,
+                    defer: false,
+                })
+            }),
             Duration::MAX,
         ),
         (
             "chunker: 2x md5 + crc32c",
-            Box::new(move || chunk(ChunkerOptions { crc: Some(CrcAlgorithm::Crc32c), sha256: false })),
+            Box::new(move || {
+                chunk(ChunkerOptions {
+                    crc: Some(CrcAlgorithm::Crc32c),
+                    part_md5: true,
+                    sha256: false,
+                    defer: false,
+                })
+            }),
             Duration::MAX,
         ),
         (
             "chunker: 2x md5 + crc64nvme + sha-256",
-            Box::new(move || chunk(ChunkerOptions { crc: Some(CrcAlgorithm::Crc64Nvme), sha256: true })),
+            Box::new(move || {
+                chunk(ChunkerOptions {
+                    crc: Some(CrcAlgorithm::Crc64Nvme),
+                    part_md5: true,
+                    sha256: true,
+                    defer: false,
+                })
+            }),
             Duration::MAX,
         ),
     ];

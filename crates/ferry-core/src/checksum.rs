@@ -195,6 +195,46 @@ impl Md5Hasher {
     }
 }
 
+/// Hashes of a whole object that cannot be combined from its parts: MD5 (always) and SHA-256
+/// (when asked for). Feed it every byte in order.
+#[derive(Debug, Clone)]
+pub struct WholeHasher {
+    md5: md5::Md5,
+    sha256: Option<sha2::Sha256>,
+}
+
+/// What a [`WholeHasher`] computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WholeDigests {
+    /// MD5 of the whole object.
+    pub md5: Md5,
+    /// SHA-256 of the whole object, when asked for.
+    pub sha256: Option<Sha256>,
+}
+
+impl WholeHasher {
+    /// A hasher computing MD5, and SHA-256 if `sha256`.
+    pub fn new(sha256: bool) -> Self {
+        Self { md5: md5::Digest::new(), sha256: sha256.then(<sha2::Sha256 as sha2::Digest>::new) }
+    }
+
+    /// Feeds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        md5::Digest::update(&mut self.md5, data);
+        if let Some(sha) = &mut self.sha256 {
+            sha2::Digest::update(sha, data);
+        }
+    }
+
+    /// The digests of everything fed.
+    pub fn finish(self) -> WholeDigests {
+        WholeDigests {
+            md5: Md5(md5::Digest::finalize(self.md5).into()),
+            sha256: self.sha256.map(|h| Sha256(sha2::Digest::finalize(h).into())),
+        }
+    }
+}
+
 /// A 32-byte SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sha256(pub [u8; 32]);

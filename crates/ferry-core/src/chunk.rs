@@ -1,26 +1,40 @@
-//! The chunker: a stream of [`Bytes`] frames in, equal-sized hashed [`Part`]s out.
+//! The chunker: a stream of [`Bytes`] frames in, equal-sized [`Part`]s out, with their digests.
 //!
 //! Frames are never copied: a part is a rope of `Bytes` slices of the frames it was cut from
-//! (`Bytes::split_to` shares the allocation). Each byte is hashed exactly once per digest while it
-//! passes through: into its part's MD5 and CRC and into the whole object's MD5 (and SHA-256 when
-//! asked for). The whole object's CRC is *combined* from the part CRCs, not hashed again.
+//! (`Bytes::split_to` shares the allocation). Each digest is computed once per byte, and only the
+//! digests asked for ([`ChunkerOptions`]): a part's MD5 (for `Content-MD5` and its ETag) and CRC,
+//! the whole object's MD5 and SHA-256. The whole object's CRC is *combined* from the part CRCs,
+//! never hashed again.
+//!
+//! By default the chunker hashes as the bytes pass through it. With [`ChunkerOptions::defer`] it
+//! only cuts: the caller hashes each part where it is sent ([`PartData::digests`], on the part's
+//! task) and the whole object with a [`WholeHasher`] (on a thread of its own), then hands both
+//! back ([`Chunker::finish_with`], [`ObjectSummary::set_part_digests`]): the same summary.
 //!
 //! The chunker enforces the plan: more bytes than the declared length, or than the maximum when the
 //! length was not declared, is a [`ChunkError`]; that is how a streaming server enforces its size
 //! limit without buffering.
+
+pub use crate::checksum::{WholeDigests, WholeHasher};
 
 use crate::checksum::{Crc, CrcAlgorithm, CrcHasher, Md5, Sha256};
 use crate::plan::PartPlan;
 use bytes::{Bytes, BytesMut};
 use md5::Digest as _;
 
-/// Which optional digests to compute.
+/// Which digests to compute, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ChunkerOptions {
     /// Per-part CRC (and the whole object's, combined). `None` computes no CRC.
     pub crc: Option<CrcAlgorithm>,
-    /// Whole-object SHA-256. Costs about as much as the MD5 pass (see `cargo xtask bench core`).
+    /// Per-part MD5 (`Content-MD5`, the part's ETag, the multipart ETag). Not needed when S3
+    /// verifies each part by its CRC.
+    pub part_md5: bool,
+    /// Whole-object SHA-256. Costs about as much as an MD5 pass (see `cargo xtask bench core`).
     pub sha256: bool,
+    /// Cut only, hash nothing: the caller computes the part digests ([`PartData::digests`]) and the
+    /// whole-object ones (a [`WholeHasher`] from [`Chunker::whole_hasher`]) where it likes.
+    pub defer: bool,
 }
 
 /// A part's bytes: the slices of input frames it was cut from, in order, uncopied.
@@ -51,6 +65,21 @@ impl PartData {
         &self.slices
     }
 
+    /// The part's MD5 (if `md5`) and CRC (if `crc`), in one pass over the slices.
+    pub fn digests(&self, md5: bool, crc: Option<CrcAlgorithm>) -> (Option<Md5>, Option<Crc>) {
+        let mut md5 = md5.then(md5::Md5::new);
+        let mut crc = crc.map(CrcHasher::new);
+        for slice in &self.slices {
+            if let Some(h) = &mut md5 {
+                h.update(slice);
+            }
+            if let Some(h) = &mut crc {
+                h.update(slice);
+            }
+        }
+        (md5.map(|h| Md5(h.finalize().into())), crc.map(|h| h.finish()))
+    }
+
     /// The bytes as one contiguous buffer: free when the part is a single slice, otherwise one copy.
     pub fn to_contiguous(&self) -> Bytes {
         match self.slices.as_slice() {
@@ -67,16 +96,16 @@ impl PartData {
     }
 }
 
-/// One completed part with its digests.
+/// One completed part with the digests the chunker computed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     /// S3 part number, from 1.
     pub number: u32,
     /// The bytes.
     pub data: PartData,
-    /// MD5 of the bytes (`Content-MD5`, and the part's ETag without SSE-KMS/SSE-C).
-    pub md5: Md5,
-    /// CRC of the bytes, when the chunker computes one.
+    /// MD5 of the bytes, when the chunker computed it (`part_md5` and not `defer`).
+    pub md5: Option<Md5>,
+    /// CRC of the bytes, when the chunker computed it (`crc` and not `defer`).
     pub crc: Option<Crc>,
 }
 
@@ -99,13 +128,15 @@ pub struct ObjectSummary {
     pub len: u64,
     /// Part size of the plan.
     pub part_size: u64,
+    /// Number of parts the object was cut into (at least 1).
+    pub parts: u32,
     /// MD5 of the whole object.
     pub md5: Md5,
     /// SHA-256 of the whole object, when asked for.
     pub sha256: Option<Sha256>,
-    /// CRC of the whole object (S3's FULL_OBJECT checksum), when asked for.
+    /// CRC of the whole object (S3's FULL_OBJECT checksum), when a CRC is computed.
     pub crc: Option<Crc>,
-    /// Each part's MD5, in part order.
+    /// Each part's MD5, in part order (empty when part MD5s are not computed).
     pub part_md5s: Vec<Md5>,
     /// Each part's CRC, in part order (empty when no CRC is computed).
     pub part_crcs: Vec<Crc>,
@@ -114,12 +145,31 @@ pub struct ObjectSummary {
 impl ObjectSummary {
     /// Number of parts the object was cut into (at least 1).
     pub fn part_count(&self) -> u32 {
-        self.part_md5s.len() as u32
+        self.parts
     }
 
-    /// The ETag S3 reports for this object uploaded as a multipart upload of these parts.
-    pub fn multipart_etag(&self) -> String {
-        crate::s3::multipart_etag(&self.part_md5s)
+    /// The ETag S3 reports for this object uploaded as a multipart upload of these parts, when
+    /// every part's MD5 is known.
+    pub fn multipart_etag(&self) -> Option<String> {
+        (self.part_md5s.len() == self.parts as usize).then(|| crate::s3::multipart_etag(&self.part_md5s))
+    }
+
+    /// Records the digests of parts hashed outside the chunker: every part in order with its
+    /// length, MD5 and CRC. The whole CRC is combined; a missing MD5 (CRC) records no MD5s (CRCs).
+    pub fn set_part_digests(&mut self, parts: &[(u64, Option<Md5>, Option<Crc>)]) {
+        let md5s: Option<Vec<Md5>> = parts.iter().map(|(_, md5, _)| *md5).collect();
+        self.part_md5s = md5s.unwrap_or_default();
+        let crcs: Option<Vec<Crc>> = parts.iter().map(|(_, _, crc)| *crc).collect();
+        self.part_crcs = crcs.unwrap_or_default();
+        self.crc = match self.part_crcs.first() {
+            Some(first) if !parts.is_empty() => Some(
+                parts
+                    .iter()
+                    .zip(&self.part_crcs)
+                    .fold(first.algorithm.empty(), |whole, ((len, _, _), crc)| whole.combine(*crc, *len)),
+            ),
+            _ => None,
+        };
     }
 }
 
@@ -149,6 +199,9 @@ pub enum ChunkError {
         /// Planned maximum.
         max: u32,
     },
+    /// [`Chunker::finish`] on a chunker that deferred its hashing (use [`Chunker::finish_with`]).
+    #[error("the whole-object digests were deferred to the caller")]
+    DigestsDeferred,
 }
 
 /// Cuts frames into parts. See the [module docs](self).
@@ -157,30 +210,31 @@ pub struct Chunker {
     plan: PartPlan,
     options: ChunkerOptions,
     current: PartData,
-    part_md5: md5::Md5,
+    part_md5: Option<md5::Md5>,
     part_crc: Option<CrcHasher>,
-    whole_md5: md5::Md5,
-    whole_sha256: Option<sha2::Sha256>,
+    whole: Option<WholeHasher>,
     whole_crc: Option<Crc>,
     part_md5s: Vec<Md5>,
     part_crcs: Vec<Crc>,
+    parts: u32,
     received: u64,
 }
 
 impl Chunker {
     /// A chunker following `plan`.
     pub fn new(plan: PartPlan, options: ChunkerOptions) -> Self {
+        let inline = !options.defer;
         Self {
             plan,
             options,
             current: PartData::default(),
-            part_md5: md5::Md5::new(),
-            part_crc: options.crc.map(CrcHasher::new),
-            whole_md5: md5::Md5::new(),
-            whole_sha256: options.sha256.then(sha2::Sha256::new),
-            whole_crc: options.crc.map(CrcAlgorithm::empty),
+            part_md5: (inline && options.part_md5).then(md5::Md5::new),
+            part_crc: options.crc.filter(|_| inline).map(CrcHasher::new),
+            whole: inline.then(|| WholeHasher::new(options.sha256)),
+            whole_crc: options.crc.filter(|_| inline).map(CrcAlgorithm::empty),
             part_md5s: Vec::new(),
             part_crcs: Vec::new(),
+            parts: 0,
             received: 0,
         }
     }
@@ -195,6 +249,12 @@ impl Chunker {
         self.options
     }
 
+    /// A fresh hasher for the whole-object digests the options ask for, for a caller that defers
+    /// them (feed it every frame given to [`push`](Self::push), in order).
+    pub fn whole_hasher(&self) -> WholeHasher {
+        WholeHasher::new(self.options.sha256)
+    }
+
     /// Bytes accepted so far.
     pub fn received(&self) -> u64 {
         self.received
@@ -207,7 +267,7 @@ impl Chunker {
 
     /// Number of parts emitted so far.
     pub fn parts_emitted(&self) -> u32 {
-        self.part_md5s.len() as u32
+        self.parts
     }
 
     /// Feeds the next frame; returns the parts it completed (usually none, several when a frame is
@@ -241,23 +301,34 @@ impl Chunker {
     }
 
     /// Ends the input: returns the last part (`None` if the input ended exactly at a part boundary
-    /// already emitted) and the whole-object summary.
+    /// already emitted) and the whole-object summary. A chunker that defers its hashing ends with
+    /// [`finish_with`](Self::finish_with) instead.
+    ///
+    /// # Errors
+    /// [`ChunkError::TooShort`] when fewer bytes arrived than declared;
+    /// [`ChunkError::DigestsDeferred`] when the chunker hashed nothing.
+    pub fn finish(mut self) -> Result<(Option<Part>, ObjectSummary), ChunkError> {
+        let whole = self.whole.take().ok_or(ChunkError::DigestsDeferred)?.finish();
+        self.finish_with(whole)
+    }
+
+    /// Ends the input of a chunker whose caller computed the whole-object digests (`whole`).
     ///
     /// # Errors
     /// [`ChunkError::TooShort`] when fewer bytes arrived than declared.
-    pub fn finish(mut self) -> Result<(Option<Part>, ObjectSummary), ChunkError> {
+    pub fn finish_with(mut self, whole: WholeDigests) -> Result<(Option<Part>, ObjectSummary), ChunkError> {
         if let Some(declared) = self.plan.declared_len
             && self.received < declared
         {
             return Err(ChunkError::TooShort { received: self.received, declared });
         }
-        let last =
-            if !self.current.is_empty() || self.part_md5s.is_empty() { Some(self.seal()?) } else { None };
+        let last = if !self.current.is_empty() || self.parts == 0 { Some(self.seal()?) } else { None };
         let summary = ObjectSummary {
             len: self.received,
             part_size: self.plan.part_size,
-            md5: Md5(self.whole_md5.finalize().into()),
-            sha256: self.whole_sha256.map(|h| Sha256(h.finalize().into())),
+            parts: self.parts,
+            md5: whole.md5,
+            sha256: whole.sha256,
             crc: self.whole_crc,
             part_md5s: self.part_md5s,
             part_crcs: self.part_crcs,
@@ -266,13 +337,14 @@ impl Chunker {
     }
 
     fn absorb(&mut self, slice: Bytes) {
-        self.part_md5.update(&slice);
-        self.whole_md5.update(&slice);
+        if let Some(md5) = &mut self.part_md5 {
+            md5.update(&slice);
+        }
         if let Some(crc) = &mut self.part_crc {
             crc.update(&slice);
         }
-        if let Some(sha) = &mut self.whole_sha256 {
-            sha.update(&slice);
+        if let Some(whole) = &mut self.whole {
+            whole.update(&slice);
         }
         self.current.push(slice);
     }
@@ -280,12 +352,13 @@ impl Chunker {
     /// Closes the current part: its digests, its number, and the running whole-object CRC. Called by
     /// `push` when a full part is followed by more data, and by `finish` for the last part.
     fn seal(&mut self) -> Result<Part, ChunkError> {
-        let number = self.part_md5s.len() as u32 + 1;
+        let number = self.parts + 1;
         if number > self.plan.max_parts() {
             return Err(ChunkError::TooManyParts { max: self.plan.max_parts() });
         }
+        self.parts = number;
         let data = std::mem::take(&mut self.current);
-        let md5 = Md5(std::mem::replace(&mut self.part_md5, md5::Md5::new()).finalize().into());
+        let md5 = self.part_md5.as_mut().map(|h| Md5(std::mem::take(h).finalize().into()));
         let crc = self.part_crc.as_mut().map(|hasher| {
             let crc = hasher.finish();
             *hasher = CrcHasher::new(crc.algorithm);
@@ -295,7 +368,9 @@ impl Chunker {
             self.part_crcs.push(crc);
             self.whole_crc = self.whole_crc.map(|whole| whole.combine(crc, data.len()));
         }
-        self.part_md5s.push(md5);
+        if let Some(md5) = md5 {
+            self.part_md5s.push(md5);
+        }
         Ok(Part { number, data, md5, crc })
     }
 }
@@ -308,8 +383,10 @@ mod tests {
     fn run(data: &[u8], frame: usize, declared: bool) -> (Vec<Part>, ObjectSummary) {
         let limits = PlanLimits { preferred_part_size: 5 * MIB, max_file_size: 64 * MIB };
         let plan = plan_parts(declared.then_some(data.len() as u64), &limits).unwrap();
-        let mut chunker =
-            Chunker::new(plan, ChunkerOptions { crc: Some(CrcAlgorithm::Crc32c), sha256: true });
+        let mut chunker = Chunker::new(
+            plan,
+            ChunkerOptions { crc: Some(CrcAlgorithm::Crc32c), part_md5: true, sha256: true, defer: false },
+        );
         let mut parts = Vec::new();
         for f in data.chunks(frame.max(1)) {
             parts.extend(chunker.push(Bytes::copy_from_slice(f)).unwrap());
@@ -332,7 +409,7 @@ mod tests {
         let (parts, summary) = run(&[], 1, true);
         assert_eq!(parts.len(), 1);
         assert!(parts[0].is_empty());
-        assert_eq!(parts[0].md5, Md5::of(b""));
+        assert_eq!(parts[0].md5, Some(Md5::of(b"")));
         assert_eq!(summary.md5, Md5::of(b""));
         assert_eq!(summary.crc, Some(CrcAlgorithm::Crc32c.empty()));
     }
@@ -373,6 +450,40 @@ mod tests {
             chunker.push(Bytes::from_static(b"12345")),
             Err(ChunkError::TooLong { limit: 4, declared: false })
         );
+    }
+
+    #[test]
+    fn deferred_hashing_ends_in_the_same_summary() {
+        let data: Vec<u8> = (0..11 * MIB as u32).map(|i| (i % 251) as u8).collect();
+        let (inline_parts, inline) = run(&data, 1 << 16, false);
+        let plan =
+            plan_parts(None, &PlanLimits { preferred_part_size: 5 * MIB, max_file_size: 64 * MIB }).unwrap();
+        let options =
+            ChunkerOptions { crc: Some(CrcAlgorithm::Crc32c), part_md5: true, sha256: true, defer: true };
+        let mut chunker = Chunker::new(plan, options);
+        let mut whole = chunker.whole_hasher();
+        let mut parts = Vec::new();
+        for frame in data.chunks(1 << 16) {
+            whole.update(frame);
+            parts.extend(chunker.push(Bytes::copy_from_slice(frame)).unwrap());
+        }
+        assert_eq!(chunker.whole_hasher().finish(), WholeHasher::new(true).finish());
+        let (last, mut summary) = chunker.finish_with(whole.finish()).unwrap();
+        parts.extend(last);
+        assert!(parts.iter().all(|p| p.md5.is_none() && p.crc.is_none()), "nothing hashed");
+        assert_eq!(summary.multipart_etag(), None);
+        let digests: Vec<_> = parts
+            .iter()
+            .map(|p| {
+                let (md5, crc) = p.data.digests(true, Some(CrcAlgorithm::Crc32c));
+                (p.len(), md5, crc)
+            })
+            .collect();
+        summary.set_part_digests(&digests);
+        assert_eq!(summary, inline);
+        assert_eq!(inline_parts.len(), 3);
+        let deferred = Chunker::new(plan, options);
+        assert_eq!(deferred.finish().unwrap_err(), ChunkError::DigestsDeferred);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! - [`plan`]: choose a fixed part size and count inside S3's multipart limits.
 //! - [`chunk`]: cut a stream of [`bytes::Bytes`] frames into parts without copying them, hashing each
-//!   part (MD5, optionally a CRC) and the whole object (MD5, optionally SHA-256, the combined CRC).
+//!   part (MD5 and a CRC, as asked) and the whole object (MD5, optionally SHA-256, the combined CRC),
+//!   or leaving the hashing to the caller so it can run next to the network.
 //! - [`checksum`]: digest types and their encodings (base64 for headers, hex for ETags).
 //! - [`s3`]: S3's multipart arithmetic: multipart ETags, COMPOSITE and FULL_OBJECT checksums, and
 //!   comparisons of what a server returned with what was computed.
@@ -25,7 +26,8 @@
 //! let plan = plan_parts(Some(data.len() as u64), &PlanLimits::default()).unwrap();
 //! assert_eq!(plan.part_size, 8 * MIB);
 //!
-//! let options = ChunkerOptions { crc: Some(CrcAlgorithm::Crc64Nvme), sha256: true };
+//! let options =
+//!     ChunkerOptions { crc: Some(CrcAlgorithm::Crc64Nvme), part_md5: true, sha256: true, defer: false };
 //! let mut chunker = Chunker::new(plan, options);
 //! let mut parts = Vec::new();
 //! for frame in data.chunks(64 * 1024) {
@@ -37,7 +39,7 @@
 //! assert_eq!(parts.len(), 2);
 //! assert_eq!(summary.len, data.len() as u64);
 //! // The ETag S3 gives the completed multipart object, computed before any byte was sent.
-//! assert!(summary.multipart_etag().ends_with("-2"));
+//! assert!(summary.multipart_etag().unwrap().ends_with("-2"));
 //! ```
 
 pub mod checksum;

@@ -35,7 +35,7 @@ async fn ferry_upload(target: &Target, bucket: &str, path: &Path) -> (Duration, 
     let start = Instant::now();
     let plan =
         plan_parts(Some(len), &PlanLimits { max_file_size: 1 << 40, ..PlanLimits::default() }).expect("plan");
-    let mut chunker = Chunker::new(plan, target.mode.chunker_options(false));
+    let mut chunker = Chunker::new(plan, target.mode.inline_chunker_options(false));
     let mut upload = uploader.begin("ferry-bench", ObjectMeta::default());
     let mut file = tokio::fs::File::open(path).await.expect("open");
     loop {

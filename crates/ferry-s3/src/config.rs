@@ -66,14 +66,16 @@ pub struct StaticCredentials {
     pub session_token: Option<Redacted>,
 }
 
-/// Which checksums protect the data on its way to S3. MD5 (`Content-MD5`) is always sent.
+/// Which checksums protect the data on its way to S3: the part MD5 (`Content-MD5`, checked
+/// against each ETag) or a CRC per part that S3 verifies itself, and with a CRC the whole object's
+/// FULL_OBJECT CRC, verified at Complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChecksumMode {
     /// `Content-MD5` only, for stores that reject flexible checksums (Cloudflare R2, older MinIO).
     Md5,
-    /// `Content-MD5` plus CRC-32C per part and a FULL_OBJECT CRC-32C that S3 verifies at Complete.
+    /// CRC-32C per part and a FULL_OBJECT CRC-32C that S3 verifies at Complete.
     Crc32c,
-    /// `Content-MD5` plus CRC-64/NVME per part and a FULL_OBJECT CRC-64/NVME (S3's default
+    /// CRC-64/NVME per part and a FULL_OBJECT CRC-64/NVME (S3's default
     /// algorithm since 2025).
     #[default]
     Crc64Nvme,
@@ -89,9 +91,18 @@ impl ChecksumMode {
         }
     }
 
-    /// Chunker options that compute what this mode sends (plus SHA-256 when asked).
+    /// Chunker options for [`Uploader::upload`](crate::Uploader::upload): what this mode sends
+    /// (the part CRC; the part MD5 only in the `md5` mode, since S3 verifies each part by its CRC
+    /// otherwise), plus the whole object's SHA-256 when asked, all deferred: the part digests are
+    /// computed on the part tasks and the whole-object ones on a thread of their own.
     pub fn chunker_options(self, sha256: bool) -> ChunkerOptions {
-        ChunkerOptions { crc: self.crc(), sha256 }
+        ChunkerOptions { crc: self.crc(), part_md5: self == Self::Md5, sha256, defer: true }
+    }
+
+    /// The same digests computed by the chunker itself, for callers that feed
+    /// [`ObjectUpload`](crate::ObjectUpload) part by part and end with `Chunker::finish`.
+    pub fn inline_chunker_options(self, sha256: bool) -> ChunkerOptions {
+        ChunkerOptions { defer: false, ..self.chunker_options(sha256) }
     }
 }
 

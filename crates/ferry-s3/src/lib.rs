@@ -9,15 +9,20 @@
 //! continues one.
 //!
 //! - **Lazy multipart**: the multipart upload is created with the first full part; a file that fits
-//!   in one part is a single `PutObject` with `Content-MD5` (and its CRC).
+//!   in one part is a single `PutObject`.
 //! - **Bounded and back-pressured**: at most [`UploadConfig::max_in_flight`] parts upload at once;
 //!   while they are all busy the body is not read, so an upload holds at most
 //!   `part size × (max_in_flight + 1)` bytes of parts ([`MemoryGauge`] counts them). Part bodies
 //!   are the body's own `Bytes` slices, never copied.
-//! - **Verified**: every part carries `Content-MD5` and (by [`ChecksumMode`]) a CRC; each returned
-//!   ETag is compared with the part's MD5 and a mismatch re-uploads that part; the completed object's
-//!   ETag and FULL_OBJECT CRC are compared with what the chunker computed, and an object that does not
-//!   verify is deleted. The [`Gate`] sees the chunker's summary before anything is completed.
+//! - **Hashed once, beside the network**: each digest the [`ChecksumMode`] needs is computed once
+//!   per byte: a part's CRC (or, in the `md5` mode, its MD5) on the part's own task (a blocking
+//!   thread, parts in parallel), the whole object's MD5 (and SHA-256 when asked) on a thread of its
+//!   own fed the body's frames; the upload task itself only cuts.
+//! - **Verified**: in a CRC mode every part carries its CRC, which S3 verifies (no `Content-MD5`),
+//!   and the completed object's FULL_OBJECT CRC is compared with the one combined from the parts;
+//!   in the `md5` mode every part carries `Content-MD5`, each returned ETag is compared with it (a
+//!   mismatch re-uploads that part) and so is the multipart ETag. An object that does not verify is
+//!   deleted. The [`Gate`] sees the summary (whole-object digests included) before Complete.
 //! - **Retried**: throttling, 5xx, timeouts and resets retry on a [`ferry_core::retry::Schedule`]
 //!   (jittered, bounded; the SDK's own retries are off); fatal errors stop at once.
 //! - **No debris**: any failure (S3's, the body's, the chunker's, the gate's) aborts the multipart
@@ -58,6 +63,7 @@
 
 mod attempt;
 mod client;
+mod conditional;
 mod config;
 mod error;
 mod listing;
@@ -77,7 +83,7 @@ pub use memory::MemoryGauge;
 pub use upload::{ObjectMeta, ObjectUpload, UploadedObject};
 pub use write::{Gate, ObjectWrite, Stored};
 
-use ferry_core::checksum::Crc;
+use ferry_core::checksum::{Crc, Md5};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::Notify;
@@ -93,6 +99,8 @@ pub struct UploadedPart {
     pub size: u64,
     /// The part's CRC, when known (ferry computed it; listings do not carry it).
     pub crc: Option<Crc>,
+    /// The part's MD5, when ferry computed it (the `md5` checksum mode; listings do not carry it).
+    pub md5: Option<Md5>,
 }
 
 /// Counters of what the uploader did.

@@ -55,6 +55,7 @@ pub(crate) async fn list_parts(
                 etag: part.e_tag().map(unquote_etag).unwrap_or_default().to_owned(),
                 size: part.size().unwrap_or_default() as u64,
                 crc: None,
+                md5: None,
             });
         }
         match (page.is_truncated(), page.next_part_number_marker()) {

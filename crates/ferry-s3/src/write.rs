@@ -7,8 +7,9 @@ use crate::Uploader;
 use crate::error::{BoxError, Error};
 use crate::upload::{ObjectMeta, ObjectUpload, UploadedObject};
 use bytes::Bytes;
-use ferry_core::chunk::{Chunker, ObjectSummary};
+use ferry_core::chunk::{Chunker, ObjectSummary, WholeDigests, WholeHasher};
 use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
 
 /// What to store: the key, the object's metadata, and the chunker the caller configured (plan,
 /// declared length, maximum size, which digests to compute).
@@ -71,22 +72,73 @@ impl Uploader {
             )));
         }
         let mut upload = self.begin(key, meta);
-        if let Err(error) = feed(&mut upload, &mut chunker, body).await {
-            return upload.fail(error).await;
-        }
-        let (last, summary) = match chunker.finish() {
+        // A deferring chunker's whole-object digests run on a thread of their own, fed the same
+        // frames over a short channel: pipelined with the network, off the async workers.
+        let whole = chunker.options().defer.then(|| WholeHashing::start(chunker.whole_hasher()));
+        let fed = feed(&mut upload, &mut chunker, body, whole.as_ref()).await;
+        let digests = match (fed, whole) {
+            (Err(error), _) => return upload.fail(error).await,
+            (Ok(()), Some(whole)) => match whole.finish().await {
+                Ok(digests) => Some(digests),
+                Err(error) => return upload.fail(error).await,
+            },
+            (Ok(()), None) => None,
+        };
+        let finished = match digests {
+            Some(digests) => chunker.finish_with(digests),
+            None => chunker.finish(),
+        };
+        let (last, summary) = match finished {
             Ok(done) => done,
             Err(error) => return upload.fail(Error::Chunk(error)).await,
         };
         // A part tap (a second reader of every part, such as a malware scanner) would be awaited
         // here, before the gate.
-        let object = upload.finish_gated(last, &summary, gate).await?;
+        let (object, summary) = upload.finish_gated(last, &summary, gate).await?;
         Ok(Stored { object, summary })
     }
 }
 
-/// Reads `body` to its end through `chunker` into `upload`; the body is dropped on return.
-async fn feed<S, E>(upload: &mut ObjectUpload, chunker: &mut Chunker, body: S) -> Result<(), Error>
+/// The whole-object hashing thread: frames in over a bounded channel (the body waits when the
+/// hasher is behind), the digests out when the channel closes.
+struct WholeHashing {
+    frames: mpsc::Sender<Bytes>,
+    done: tokio::task::JoinHandle<WholeDigests>,
+}
+
+impl WholeHashing {
+    /// Frames queued at most (each is already held by its part, so this costs no copy).
+    const QUEUE: usize = 64;
+
+    fn start(mut hasher: WholeHasher) -> Self {
+        let (frames, mut rx) = mpsc::channel::<Bytes>(Self::QUEUE);
+        let done = tokio::task::spawn_blocking(move || {
+            while let Some(frame) = rx.blocking_recv() {
+                hasher.update(&frame);
+            }
+            hasher.finish()
+        });
+        Self { frames, done }
+    }
+
+    async fn send(&self, frame: Bytes) -> Result<(), Error> {
+        self.frames.send(frame).await.map_err(|_| Error::InvalidInput("the hashing thread stopped".into()))
+    }
+
+    async fn finish(self) -> Result<WholeDigests, Error> {
+        drop(self.frames);
+        self.done.await.map_err(|e| Error::InvalidInput(format!("the hashing thread failed: {e}")))
+    }
+}
+
+/// Reads `body` to its end through `chunker` into `upload` (and `whole`, when the whole-object
+/// digests are hashed apart); the body is dropped on return.
+async fn feed<S, E>(
+    upload: &mut ObjectUpload,
+    chunker: &mut Chunker,
+    body: S,
+    whole: Option<&WholeHashing>,
+) -> Result<(), Error>
 where
     S: Stream<Item = Result<Bytes, E>>,
     E: Into<BoxError>,
@@ -94,7 +146,11 @@ where
     let mut body = std::pin::pin!(body);
     while let Some(frame) = body.next().await {
         let frame = frame.map_err(|error| Error::Body(error.into()))?;
-        for part in chunker.push(frame).map_err(Error::Chunk)? {
+        let parts = chunker.push(frame.clone()).map_err(Error::Chunk)?;
+        if let Some(whole) = whole {
+            whole.send(frame).await?;
+        }
+        for part in parts {
             // Waits while every slot is busy: the back-pressure on the body.
             upload.push_part(part).await?;
         }

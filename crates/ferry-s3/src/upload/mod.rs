@@ -119,13 +119,13 @@ impl ObjectUpload {
 
     /// Uploads the last part (if any), waits for every part, completes the upload and verifies the
     /// object's ETag and checksum against `summary` (the chunker's). For a single-part file, one
-    /// PutObject with `Content-MD5` and the checksum instead.
+    /// PutObject with the mode's `Content-MD5` or CRC instead.
     ///
     /// # Errors
     /// Any failure once retries are spent; the multipart upload is aborted, and an object that was
     /// stored but does not verify is deleted.
     pub async fn finish(self, last: Option<Part>, summary: &ObjectSummary) -> Result<UploadedObject, Error> {
-        self.finish_gated(last, summary, None).await
+        self.finish_gated(last, summary, None).await.map(|(object, _)| object)
     }
 
     /// Aborts the upload now and waits until S3 confirms no parts remain.
@@ -137,12 +137,13 @@ impl ObjectUpload {
 
     /// [`finish`](Self::finish), with `gate` asked once every part is uploaded and before the object
     /// is stored (PutObject) or completed; its refusal aborts the upload as [`Error::Rejected`].
+    /// Returns the object and `summary` completed with the part digests hashed on the part tasks.
     pub(crate) async fn finish_gated(
         mut self,
         last: Option<Part>,
         summary: &ObjectSummary,
         gate: Option<Gate>,
-    ) -> Result<UploadedObject, Error> {
+    ) -> Result<(UploadedObject, ObjectSummary), Error> {
         match self.store(last, summary, gate).await {
             Ok(object) => {
                 self.state = State::Completed;
@@ -186,14 +187,20 @@ impl ObjectUpload {
         last: Option<Part>,
         summary: &ObjectSummary,
         gate: Option<Gate>,
-    ) -> Result<UploadedObject, Error> {
-        let check = |gate: Option<Gate>| gate.map_or(Ok(()), |gate| gate(summary)).map_err(Error::Rejected);
+    ) -> Result<(UploadedObject, ObjectSummary), Error> {
+        let mut summary = summary.clone();
+        let check = |gate: Option<Gate>, summary: &ObjectSummary| {
+            gate.map_or(Ok(()), |gate| gate(summary)).map_err(Error::Rejected)
+        };
         if let State::NotStarted = self.state {
             let part = last.ok_or_else(|| Error::InvalidInput("finish called with no part at all".into()))?;
             self.check_part(&part, true)?;
-            check(gate)?;
+            let part = parts::with_digests(&self.inner.config, part).await?;
+            summary.set_part_digests(&[(part.len(), part.md5, part.crc)]);
+            check(gate, &summary)?;
             self.state = State::Storing { upload_id: None };
-            return verify::put_single(&self.inner, &self.key, &self.meta, part, summary).await;
+            let object = verify::put_single(&self.inner, &self.key, &self.meta, part, &summary).await?;
+            return Ok((object, summary));
         }
         if let Some(part) = last {
             self.check_part(&part, true)?;
@@ -201,18 +208,21 @@ impl ObjectUpload {
             self.send_part(part, held).await?;
         }
         let parts = self.multipart()?.join_all(summary.part_count()).await?;
+        let digests: Vec<_> = parts.iter().map(|p| (p.size, p.md5, p.crc)).collect();
+        summary.set_part_digests(&digests);
         // The body has ended and every part is stored: the caller's last word before Complete.
-        check(gate)?;
+        check(gate, &summary)?;
         let upload_id = self.multipart()?.upload_id.clone();
         // Every part task has finished: the multipart state has nothing left to stop.
         self.state = State::Storing { upload_id: Some(upload_id.clone()) };
-        let completed = verify::complete(&self.inner, &self.key, &upload_id, &parts, summary).await?;
+        let completed = verify::complete(&self.inner, &self.key, &upload_id, &parts, &summary).await?;
         // The upload id is spent: from here on there is only an object to delete if it is wrong.
         self.inner.disown(&upload_id);
         self.state = State::Storing { upload_id: None };
-        verify::verify_completed(&self.inner, &self.key, completed, summary).inspect_err(|error| {
-            tracing::warn!(key = %self.key, %error, "completed object does not verify; deleting it");
-        })
+        let object = verify::verify_completed(&self.inner, &self.key, completed, &summary).inspect_err(
+            |error| tracing::warn!(key = %self.key, %error, "completed object does not verify; deleting it"),
+        )?;
+        Ok((object, summary))
     }
 
     fn multipart(&mut self) -> Result<&mut Multipart, Error> {
@@ -232,8 +242,9 @@ impl ObjectUpload {
                 part.number, self.next_number
             )));
         }
+        // A part without a CRC has it computed on its task; one with a CRC must have the mode's.
         let mode_crc = self.inner.config.checksum_mode.crc();
-        if part.crc.map(|c| c.algorithm) != mode_crc {
+        if part.crc.is_some() && part.crc.map(|c| c.algorithm) != mode_crc {
             return Err(Error::InvalidInput(format!(
                 "part {} carries CRC {:?} but the checksum mode needs {:?}",
                 part.number,

@@ -1,11 +1,14 @@
 //! The multipart upload while its parts go up: created lazily with the first full part, at most
 //! `max_in_flight` part tasks at once (the caller waits for a free slot: that is the back-pressure),
-//! each part sent as its own slices and retried until its ETag and checksum match.
+//! each part hashed on its own task (off the async workers, in parallel with the other parts) when
+//! the chunker deferred its digests, sent as its own slices and retried until its ETag or checksum
+//! match.
 
 use super::cleanup::Cleanup;
 use super::meta::{ObjectMeta, apply_crc, apply_meta, sdk_algorithm};
 use super::verify::verify_stored;
 use crate::attempt::{AttemptError, with_retries};
+use crate::config::{ChecksumMode, UploadConfig};
 use crate::error::Error;
 use crate::memory::HeldBytes;
 use crate::rope::RopeBody;
@@ -87,11 +90,16 @@ impl Multipart {
     pub(super) fn spawn(&mut self, inner: &Arc<Inner>, key: &str, part: Part, held: HeldBytes) {
         if let Some(existing) = self.existing.get(&part.number)
             && existing.size == part.len()
-            && etag_matches(&existing.etag, &part.md5.to_hex())
         {
-            // Resumed upload: this part is already stored and verified by its ETag.
-            self.completed.push(UploadedPart { crc: part.crc, ..existing.clone() });
-            return;
+            // Resumed upload (a rare path: hashed here): a part already stored under this number
+            // is kept when its ETag is these bytes' MD5.
+            let mode_crc = inner.config.checksum_mode.crc();
+            let (md5, crc) = part.data.digests(part.md5.is_none(), mode_crc.filter(|_| part.crc.is_none()));
+            let (md5, crc) = (part.md5.or(md5), part.crc.or(crc));
+            if md5.is_some_and(|md5| etag_matches(&existing.etag, &md5.to_hex())) {
+                self.completed.push(UploadedPart { crc, md5, ..existing.clone() });
+                return;
+            }
         }
         let (inner, key, upload_id) = (Arc::clone(inner), key.to_owned(), self.upload_id.clone());
         self.in_flight.spawn(upload_part(inner, key, upload_id, part, held));
@@ -135,8 +143,30 @@ impl Multipart {
     }
 }
 
-/// One part's UploadPart under the retry policy: its own slices as the body (no copy, however many
-/// attempts), `Content-MD5` and the mode's CRC, the answer verified.
+/// `part` with the digests the checksum mode needs (the MD5 in the `md5` mode, the CRC in the
+/// others), computed on a blocking thread when the chunker deferred them: an 8 MiB MD5 is
+/// milliseconds of CPU that must not stall the async workers.
+///
+/// # Errors
+/// Only if the hashing thread panicked.
+pub(super) async fn with_digests(config: &UploadConfig, mut part: Part) -> Result<Part, Error> {
+    let want_md5 = config.checksum_mode == ChecksumMode::Md5 && part.md5.is_none();
+    let want_crc = config.checksum_mode.crc().filter(|_| part.crc.is_none());
+    if !want_md5 && want_crc.is_none() {
+        return Ok(part);
+    }
+    let data = part.data.clone();
+    let (md5, crc) = tokio::task::spawn_blocking(move || data.digests(want_md5, want_crc))
+        .await
+        .map_err(|e| Error::InvalidInput(format!("hashing part {} failed: {e}", part.number)))?;
+    part.md5 = part.md5.or(md5);
+    part.crc = part.crc.or(crc);
+    Ok(part)
+}
+
+/// One part's UploadPart under the retry policy: its digests (see [`with_digests`]), its own
+/// slices as the body (no copy, however many attempts), `Content-MD5` when the part MD5 is known
+/// and the mode's CRC, the answer verified.
 async fn upload_part(
     inner: Arc<Inner>,
     key: String,
@@ -144,7 +174,7 @@ async fn upload_part(
     part: Part,
     held: HeldBytes,
 ) -> Result<UploadedPart, Error> {
-    let Part { number, data, md5, crc } = part;
+    let Part { number, data, md5, crc } = with_digests(&inner.config, part).await?;
     let size = data.len();
     let slices: Vec<Bytes> = data.slices().to_vec();
     drop(data);
@@ -160,7 +190,7 @@ async fn upload_part(
                 .upload_id(upload_id)
                 .part_number(number as i32)
                 .content_length(size as i64)
-                .content_md5(md5.to_base64())
+                .set_content_md5(md5.map(|md5| md5.to_base64()))
                 .body(body);
             let req = apply_crc(req, crc, |r, v| r.checksum_crc32_c(v), |r, v| r.checksum_crc64_nvme(v));
             let out = req.customize().disable_payload_signing().send().await.map_err(AttemptError::from)?;
@@ -183,5 +213,34 @@ async fn upload_part(
     }
     drop(slices);
     drop(held);
-    Ok(UploadedPart { number, etag, size, crc })
+    Ok(UploadedPart { number, etag, size, crc, md5 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_core::checksum::{CrcAlgorithm, Md5};
+    use ferry_core::chunk::{Chunker, ChunkerOptions};
+    use ferry_core::plan::{PlanLimits, plan_parts};
+
+    fn deferred_part(data: &'static [u8]) -> Part {
+        let plan = plan_parts(Some(data.len() as u64), &PlanLimits::default()).unwrap();
+        let options = ChunkerOptions { crc: None, part_md5: false, sha256: false, defer: true };
+        let mut chunker = Chunker::new(plan, options);
+        assert!(chunker.push(Bytes::from_static(data)).unwrap().is_empty());
+        let whole = chunker.whole_hasher().finish();
+        chunker.finish_with(whole).unwrap().0.unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_mode_hashes_only_what_it_sends() {
+        let config = |checksum_mode| UploadConfig { checksum_mode, ..UploadConfig::default() };
+        let part = with_digests(&config(ChecksumMode::Md5), deferred_part(b"ferry")).await.unwrap();
+        assert_eq!((part.md5, part.crc), (Some(Md5::of(b"ferry")), None));
+        let part = with_digests(&config(ChecksumMode::Crc64Nvme), deferred_part(b"ferry")).await.unwrap();
+        let crc = CrcAlgorithm::Crc64Nvme.checksum(b"ferry");
+        assert_eq!((part.md5, part.crc), (None, Some(crc)), "no part MD5 when S3 checks the CRC");
+        let part = with_digests(&config(ChecksumMode::Crc32c), deferred_part(b"")).await.unwrap();
+        assert_eq!(part.crc, Some(CrcAlgorithm::Crc32c.empty()));
+    }
 }

@@ -8,14 +8,16 @@ use crate::config::{ChecksumMode, UploadConfig};
 use crate::error::Error;
 use crate::rope::RopeBody;
 use crate::{Inner, UploadedPart};
+use aws_sdk_s3::types::ChecksumMode as HeadChecksumMode;
 use aws_sdk_s3::types::{ChecksumType, CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use ferry_core::checksum::{Crc, CrcAlgorithm, Md5};
 use ferry_core::chunk::{ObjectSummary, Part};
 use ferry_core::s3::{checksum_matches, etag_matches, unquote_etag};
 
-/// Stores a one-part file with one PutObject carrying `Content-MD5` and the mode's CRC; the answer
-/// is verified within each attempt, so a damaged upload is sent again.
+/// Stores a one-part file (its digests already computed) with one PutObject carrying the mode's
+/// `Content-MD5` or CRC; the answer is verified within each attempt, so a damaged upload is sent
+/// again.
 pub(super) async fn put_single(
     inner: &Inner,
     key: &str,
@@ -39,7 +41,7 @@ pub(super) async fn put_single(
                     .bucket(&inner.bucket)
                     .key(key)
                     .content_length(len as i64)
-                    .content_md5(md5.to_base64())
+                    .set_content_md5(md5.map(|md5| md5.to_base64()))
                     .body(body);
                 let req = apply_meta(
                     req,
@@ -100,6 +102,7 @@ pub(super) async fn complete(
         })
         .collect();
     let expected_etag = summary.multipart_etag();
+    let expected_crc = summary.crc;
     let (completed, _) =
         with_retries(&inner.config.retry, "CompleteMultipartUpload", &inner.bucket, |attempt| {
             let parts = parts.clone();
@@ -136,9 +139,30 @@ pub(super) async fn complete(
                     Err(err) => {
                         let err = AttemptError::from(err);
                         if attempt > 1 && err.code.as_deref() == Some("NoSuchUpload") {
-                            let head = inner.client.head_object().bucket(&inner.bucket).key(key).send().await;
+                            let head = inner
+                                .client
+                                .head_object()
+                                .bucket(&inner.bucket)
+                                .key(key)
+                                .checksum_mode(HeadChecksumMode::Enabled)
+                                .send()
+                                .await;
+                            // Ours if its ETag (when the part MD5s are known) or its CRC matches.
+                            let ours = |head: &aws_sdk_s3::operation::head_object::HeadObjectOutput| match (
+                                expected_etag,
+                                expected_crc,
+                            ) {
+                                (Some(etag), _) => head.e_tag().is_some_and(|e| etag_matches(e, etag)),
+                                (None, Some(crc)) => returned_checksum(
+                                    crc.algorithm,
+                                    head.checksum_crc32_c(),
+                                    head.checksum_crc64_nvme(),
+                                )
+                                .is_some_and(|r| checksum_matches(r, &crc)),
+                                (None, None) => false,
+                            };
                             if let Ok(head) = head
-                                && head.e_tag().is_some_and(|e| etag_matches(e, expected_etag))
+                                && ours(&head)
                             {
                                 return Ok(Completed {
                                     etag: unquote_etag(head.e_tag().unwrap_or_default()).to_owned(),
@@ -168,8 +192,10 @@ pub(super) fn verify_completed(
     summary: &ObjectSummary,
 ) -> Result<UploadedObject, Error> {
     let Completed { etag, version_id, checksum } = completed;
-    let expected_etag = summary.multipart_etag();
-    if !inner.config.opaque_etags && !etag_matches(&etag, &expected_etag) {
+    if !inner.config.opaque_etags
+        && let Some(expected_etag) = summary.multipart_etag()
+        && !etag_matches(&etag, &expected_etag)
+    {
         return Err(Error::ChecksumMismatch {
             part: None,
             what: "etag",
@@ -216,14 +242,18 @@ fn stored_object(
 pub(super) fn verify_stored(
     config: &UploadConfig,
     part: u32,
-    md5: Md5,
+    md5: Option<Md5>,
     crc: Option<Crc>,
     etag: Option<&str>,
     crc32c: Option<&str>,
     crc64: Option<&str>,
 ) -> Result<String, AttemptError> {
     let etag = etag.map(unquote_etag).unwrap_or_default().to_owned();
-    if !config.opaque_etags && !etag_matches(&etag, &md5.to_hex()) {
+    // Without the part MD5 (a CRC mode) S3 has verified the bytes by their CRC.
+    if !config.opaque_etags
+        && let Some(md5) = md5
+        && !etag_matches(&etag, &md5.to_hex())
+    {
         return Err(AttemptError::mismatch(Some(part), "etag", md5.to_hex(), etag));
     }
     if let Some(c) = crc

@@ -18,7 +18,7 @@ async fn run(uploader: &Uploader, parts: usize, producer_pause: Duration) -> u64
     let plan =
         plan_parts(Some(len as u64), &PlanLimits { preferred_part_size: PART, max_file_size: 1 << 40 })
             .unwrap();
-    let mut chunker = Chunker::new(plan, ChecksumMode::Md5.chunker_options(false));
+    let mut chunker = Chunker::new(plan, ChecksumMode::Md5.inline_chunker_options(false));
     let mut upload = uploader.begin("bounded", ObjectMeta::default());
     let mut peak = 0;
     for at in (0..len).step_by(1 << 20) {

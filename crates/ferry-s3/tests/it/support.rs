@@ -79,7 +79,7 @@ pub(crate) async fn upload(
 ) -> Result<UploadedObject, Error> {
     let limits = PlanLimits { preferred_part_size: PART, max_file_size: 1 << 40 };
     let plan = plan_parts(Some(data.len() as u64), &limits).expect("plan");
-    let mut chunker = Chunker::new(plan, uploader.config().checksum_mode.chunker_options(false));
+    let mut chunker = Chunker::new(plan, uploader.config().checksum_mode.inline_chunker_options(false));
     let mut upload = uploader.begin(
         key,
         ObjectMeta { content_type: Some("application/octet-stream".into()), ..ObjectMeta::default() },
