@@ -66,6 +66,8 @@ pub(crate) fn check(input: &[u8]) -> http::StatusCode {
             dep: DEMO_DEPLOYMENT_ID.into(),
             exp: h.state.now_unix() + 600,
             jti: uuid::Uuid::new_v4().to_string(),
+            iat: None,
+            kid: None,
             max: None,
             types: None,
             from: None,

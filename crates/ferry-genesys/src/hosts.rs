@@ -1,7 +1,8 @@
 //! Where Genesys Cloud lives: the environment table and the base URLs derived from it.
 //!
 //! An environment host `E` (e.g. `mypurecloud.de`) gives REST `https://api.E`, OAuth
-//! `https://login.E` and the guest WebSocket `wss://webmessaging.E/v1`. Every URL is a public
+//! `https://login.E`, the guest WebSocket `wss://webmessaging.E/v1` and the CDN of deployment
+//! configurations `https://api-cdn.E`. Every URL is a public
 //! field of [`GenesysEndpoints`], so tests and `ferry dev` point them at loopback.
 
 use crate::Error;
@@ -53,6 +54,8 @@ pub struct GenesysEndpoints {
     pub login: Url,
     /// Guest WebSocket, `wss://webmessaging.E/v1`.
     pub web_messaging: Url,
+    /// Public CDN of deployment configurations, `https://api-cdn.E`.
+    pub api_cdn: Url,
 }
 
 impl GenesysEndpoints {
@@ -72,6 +75,7 @@ impl GenesysEndpoints {
             api: parse(format!("https://api.{host}"))?,
             login: parse(format!("https://login.{host}"))?,
             web_messaging: parse(format!("wss://webmessaging.{host}/v1"))?,
+            api_cdn: parse(format!("https://api-cdn.{host}"))?,
         })
     }
 }
@@ -81,13 +85,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_environment_makes_its_three_urls() {
+    fn every_environment_makes_its_urls() {
         assert_eq!(ENVIRONMENTS.len(), 18);
         for env in ENVIRONMENTS {
             let e = GenesysEndpoints::for_environment(env.host).unwrap();
             assert_eq!(e.api.as_str(), format!("https://api.{}/", env.host));
             assert_eq!(e.login.as_str(), format!("https://login.{}/", env.host));
             assert_eq!(e.web_messaging.as_str(), format!("wss://webmessaging.{}/v1", env.host));
+            assert_eq!(e.api_cdn.as_str(), format!("https://api-cdn.{}/", env.host));
         }
     }
 

@@ -11,6 +11,8 @@
 //!   session token, deliver a stored file as a native attachment (`onAttachment` → presigned `PUT`
 //!   of a stream → `UploadSuccessEvent` → `onMessage`) or as a link, waiting out rate limits and
 //!   recovering dropped sockets where that is safe.
+//! - [`deployment`]: a deployment's public `config.json` (`messenger.fileUpload`), fetched from
+//!   the CDN and cached, with the same native-or-link decision.
 //! - [`platform`]: the platform REST client (bearer tokens from `ferry-auth`, one retry after a
 //!   401, `Retry-After`, typed `ErrorBody` and `inin-ratelimit-*` headers) and Open Messaging
 //!   delivery of a file by its signed download link.
@@ -60,6 +62,7 @@
 //! ```
 
 mod backoff;
+pub mod deployment;
 mod error;
 pub mod guest;
 pub mod hosts;

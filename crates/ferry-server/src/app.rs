@@ -64,6 +64,7 @@ fn cors(state: &AppState) -> CorsLayer {
 #[derive(Debug, Deserialize)]
 struct LinkQuery {
     expires: Option<String>,
+    kid: Option<String>,
     signature: Option<String>,
 }
 
@@ -74,8 +75,11 @@ async fn download(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let query =
-        LinkQuery { expires: query.get("expires").cloned(), signature: query.get("signature").cloned() };
+    let query = LinkQuery {
+        expires: query.get("expires").cloned(),
+        kid: query.get("kid").cloned(),
+        signature: query.get("signature").cloned(),
+    };
     match presigned(&state, &id, &query).await {
         Ok(url) => (StatusCode::FOUND, [(header::LOCATION, url)], ()).into_response(),
         Err(error) => error.with_request_id(&request_id).into_response(),
@@ -84,7 +88,13 @@ async fn download(
 
 async fn presigned(state: &AppState, id: &str, query: &LinkQuery) -> Result<String, AppError> {
     let forbidden = |message: &str| AppError::new(ErrorCode::InvalidLink, message);
-    match state.links.verify(id, query.expires.as_deref(), query.signature.as_deref(), state.now_unix()) {
+    match state.links.verify_with_kid(
+        id,
+        query.expires.as_deref(),
+        query.kid.as_deref(),
+        query.signature.as_deref(),
+        state.now_unix(),
+    ) {
         Ok(()) => {}
         Err(LinkError::Expired) => return Err(forbidden("this link has expired")),
         Err(LinkError::Malformed | LinkError::BadSignature) => {

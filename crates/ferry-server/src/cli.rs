@@ -1,8 +1,9 @@
 //! The `ferry` command line: `serve`, `dev` and `ticket`. The only place that reads flags,
 //! environment variables (`FERRY_…`) and the configuration file. `dev` exists only with the `dev`
-//! cargo feature (on by default, off in the production build).
+//! cargo feature (on by default, off in the production build). Every secret can also be read from a
+//! file (`--…-file`, `FERRY_…_FILE`) and is held as a [`Secret`], which never prints.
 
-use crate::config::{Config, Deployment};
+use crate::config::{Config, Deployment, Secret};
 use crate::state::AppState;
 use crate::tickets::{self, Claims};
 use anyhow::{Context as _, Result};
@@ -60,7 +61,10 @@ pub struct ServeArgs {
     pub s3_access_key_id: Option<String>,
     /// S3 secret access key.
     #[arg(long, env = "FERRY_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
-    pub s3_secret_access_key: Option<String>,
+    pub s3_secret_access_key: Option<Secret>,
+    /// File holding the S3 secret access key.
+    #[arg(long, env = "FERRY_S3_SECRET_ACCESS_KEY_FILE")]
+    pub s3_secret_access_key_file: Option<PathBuf>,
     /// Checksums sent to S3: md5, crc32c or crc64nvme [default crc64nvme].
     #[arg(long, env = "FERRY_S3_CHECKSUM")]
     pub s3_checksum: Option<String>,
@@ -82,12 +86,33 @@ pub struct ServeArgs {
     /// Part-buffer memory for all uploads together, bytes [default 512 MiB].
     #[arg(long, env = "FERRY_MEMORY_BUDGET")]
     pub memory_budget: Option<u64>,
-    /// Secret (>= 32 bytes) signing download links (required).
+    /// Secret (>= 32 bytes) signing download links (required unless link_keys is in the file).
     #[arg(long, env = "FERRY_LINK_SECRET", hide_env_values = true)]
-    pub link_secret: Option<String>,
+    pub link_secret: Option<Secret>,
+    /// File holding the link secret.
+    #[arg(long, env = "FERRY_LINK_SECRET_FILE")]
+    pub link_secret_file: Option<PathBuf>,
     /// Secret (>= 32 bytes) shared with site backends that mint upload tickets.
     #[arg(long, env = "FERRY_TICKET_SECRET", hide_env_values = true)]
-    pub ticket_secret: Option<String>,
+    pub ticket_secret: Option<Secret>,
+    /// File holding the ticket secret.
+    #[arg(long, env = "FERRY_TICKET_SECRET_FILE")]
+    pub ticket_secret_file: Option<PathBuf>,
+    /// Longest ticket lifetime accepted, seconds [default 3600].
+    #[arg(long, env = "FERRY_TICKETS_MAX_LIFETIME_SECS")]
+    pub tickets_max_lifetime_secs: Option<u64>,
+    /// Remember used tickets in this process only (one replica; they work again after a restart).
+    #[arg(long, env = "FERRY_TICKETS_SINGLE_PROCESS")]
+    pub tickets_single_process: bool,
+    /// Accept http:// public URLs and ws:// Genesys URLs on hosts other than loopback.
+    #[arg(long, env = "FERRY_ALLOW_INSECURE")]
+    pub allow_insecure: bool,
+    /// Longest upload, seconds [default 10800].
+    #[arg(long, env = "FERRY_MAX_UPLOAD_SECS")]
+    pub max_upload_secs: Option<u64>,
+    /// Added to max_upload_secs for the youngest upload the reaper may abort, seconds [default 600].
+    #[arg(long, env = "FERRY_REAP_MARGIN_SECS")]
+    pub reap_margin_secs: Option<u64>,
     /// Comma-separated deployment ids accepted with default settings (add per-deployment settings in the file).
     #[arg(long, env = "FERRY_DEPLOYMENTS", value_delimiter = ',')]
     pub deployments: Vec<String>,
@@ -115,6 +140,9 @@ pub struct DevArgs {
     /// Folder for the embedded S3 store's data.
     #[arg(long, default_value = ".ferry-dev")]
     pub data: PathBuf,
+    /// Listen on a non-loopback address (the demo session and ticket secret become reachable).
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 /// `ferry ticket` settings.
@@ -123,9 +151,15 @@ pub struct TicketArgs {
     /// Deployment id the ticket is for.
     #[arg(long)]
     pub deployment: String,
-    /// The shared ticket secret.
+    /// The shared ticket secret (or the key named by --kid).
     #[arg(long, env = "FERRY_TICKET_SECRET", hide_env_values = true)]
-    pub secret: String,
+    pub secret: Option<Secret>,
+    /// File holding the secret.
+    #[arg(long, env = "FERRY_TICKET_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// The id of the key, when ferry knows it by one (ticket_keys).
+    #[arg(long)]
+    pub kid: Option<String>,
     /// Validity in seconds.
     #[arg(long, default_value_t = 600)]
     pub ttl: u64,
@@ -170,14 +204,17 @@ impl ServeArgs {
         set(&mut config.s3.prefix, &self.s3_prefix);
         set(&mut config.s3.region, &self.s3_region);
         set(&mut config.s3.checksum, &self.s3_checksum);
-        set(&mut config.link_secret, &self.link_secret);
+        if let Some(secret) = secret(&self.link_secret, &self.link_secret_file, "link_secret")? {
+            config.link_secret = secret;
+        }
         if self.s3_endpoint.is_some() {
             config.s3.endpoint.clone_from(&self.s3_endpoint);
             config.s3.path_style = true;
         }
         if self.s3_access_key_id.is_some() {
             config.s3.access_key_id.clone_from(&self.s3_access_key_id);
-            config.s3.secret_access_key.clone_from(&self.s3_secret_access_key);
+            config.s3.secret_access_key =
+                secret(&self.s3_secret_access_key, &self.s3_secret_access_key_file, "s3.secret_access_key")?;
         }
         if let Some(v) = self.s3_part_size_mib {
             config.s3.part_size_mib = v;
@@ -197,8 +234,19 @@ impl ServeArgs {
         if let Some(v) = self.memory_budget {
             config.limits.memory_budget = v;
         }
-        if self.ticket_secret.is_some() {
-            config.ticket_secret.clone_from(&self.ticket_secret);
+        if let Some(secret) = secret(&self.ticket_secret, &self.ticket_secret_file, "ticket_secret")? {
+            config.ticket_secret = Some(secret);
+        }
+        if let Some(v) = self.tickets_max_lifetime_secs {
+            config.tickets.max_lifetime_secs = v;
+        }
+        config.tickets.single_process |= self.tickets_single_process;
+        config.allow_insecure |= self.allow_insecure;
+        if let Some(v) = self.max_upload_secs {
+            config.limits.max_upload_secs = v;
+        }
+        if let Some(v) = self.reap_margin_secs {
+            config.limits.reap_margin_secs = v;
         }
         for id in self.deployments.iter().map(|d| d.trim()).filter(|d| !d.is_empty()) {
             config.deployments.entry(id.to_owned()).or_insert_with(|| Deployment {
@@ -212,6 +260,18 @@ impl ServeArgs {
         config.log_json |= self.log_json;
         config.ops.admin_listen = self.admin_listen.or(config.ops.admin_listen);
         Ok(config)
+    }
+}
+
+/// A secret given inline or as a file (not both).
+fn secret(inline: &Option<Secret>, file: &Option<PathBuf>, setting: &str) -> Result<Option<Secret>> {
+    match (inline, file) {
+        (Some(_), Some(_)) => anyhow::bail!("`{setting}` is given both inline and as a file: give one"),
+        (Some(value), None) => Ok(Some(value.clone())),
+        (None, Some(path)) => {
+            Secret::from_file(path).map(Some).map_err(|e| anyhow::anyhow!("`{setting}`: {e}"))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -237,6 +297,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
             let state = AppState::new(config).await?;
+            if let Some(tickets) = &state.tickets {
+                tickets.probe().await?;
+                if !tickets.is_shared() {
+                    tracing::warn!(
+                        "tickets.single_process: used tickets are remembered by this process only; \
+                         run ONE replica, and know that a restart forgets them"
+                    );
+                }
+            }
             tracing::info!(addr = %listener.local_addr()?, bucket = %state.config.s3.bucket, "ferry serving");
             let router = crate::app::app(state.clone(), None);
             let reaper = tokio::spawn(crate::reaper::run(state.clone()));
@@ -255,16 +324,21 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Ticket(args) => {
             let now =
                 std::time::SystemTime::now().duration_since(std::time::SystemTime::UNIX_EPOCH)?.as_secs();
+            let key = secret(&args.secret, &args.secret_file, "--secret")?.context(
+                "give the ticket secret: --secret, FERRY_TICKET_SECRET or FERRY_TICKET_SECRET_FILE",
+            )?;
             let claims = Claims {
                 dep: args.deployment,
                 exp: now + args.ttl,
                 jti: uuid::Uuid::new_v4().to_string(),
+                iat: Some(now),
+                kid: args.kid,
                 max: args.max_size,
                 types: (!args.types.is_empty()).then_some(args.types),
                 from: args.from,
                 reference: args.reference,
             };
-            println!("{}", tickets::mint(args.secret.as_bytes(), &claims));
+            println!("{}", tickets::mint(key.as_bytes(), &claims));
             Ok(())
         }
     }

@@ -58,8 +58,12 @@ pub async fn start_stack(listen: std::net::SocketAddr, data: &std::path::Path) -
     config.s3.checksum = "md5".into();
     config.s3.part_size_mib = 5;
     config.limits.memory_budget = 256 * ferry_core::plan::MIB;
-    config.link_secret = uuid::Uuid::new_v4().to_string() + &uuid::Uuid::new_v4().to_string();
+    config.link_secret = (uuid::Uuid::new_v4().to_string() + &uuid::Uuid::new_v4().to_string()).into();
     config.ticket_secret = Some(DEV_TICKET_SECRET.into());
+    // One process: used tickets are remembered in memory (s3s-fs checks conditional writes
+    // without a lock). Plain HTTP: `ferry dev` is for one machine (see `run`).
+    config.tickets.single_process = true;
+    config.allow_insecure = true;
     config.cors_origins = vec![format!("http://{listen}")];
     config.deployments.insert(
         DEMO_DEPLOYMENT_ID.into(),
@@ -74,6 +78,7 @@ pub async fn start_stack(listen: std::net::SocketAddr, data: &std::path::Path) -
 /// # Errors
 /// When a server cannot start or the address is taken.
 pub async fn run(args: DevArgs) -> Result<()> {
+    check_listen(args.listen, args.allow_remote)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {} (is another ferry running? use --listen)", args.listen))?;
@@ -114,6 +119,20 @@ pub async fn run(args: DevArgs) -> Result<()> {
         token = stack.token,
     );
     crate::serve::serve(listener, router, state, crate::serve::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `ferry dev` hands out a demo session and a public ticket secret: it listens on loopback only,
+/// unless told otherwise.
+///
+/// # Errors
+/// A non-loopback address without `allow_remote`.
+pub fn check_listen(listen: std::net::SocketAddr, allow_remote: bool) -> Result<()> {
+    anyhow::ensure!(
+        listen.ip().is_loopback() || allow_remote,
+        "`ferry dev` listens on loopback only ({listen} was given): it hands out a demo session and \
+         a public ticket secret. Pass --allow-remote to expose it anyway"
+    );
     Ok(())
 }
 

@@ -5,10 +5,17 @@
 //! database. A download link is `{public_url}/v1/files/{id}?expires={unix}&signature={hex}` where the
 //! signature is HMAC-SHA256 over `"{id}\n{expires}"` with the link secret; it is checked in constant
 //! time, and an expired, unsigned or tampered link is refused.
+//!
+//! Keys rotate: a link signed with a key that has an id says so,
+//! `…?expires={unix}&kid={key id}&signature={hex}`, and its signature covers
+//! `"{id}\n{expires}\n{kid}"`. The first configured key signs new links; every configured key
+//! verifies; a link without `kid` is checked with the unnamed key (`link_secret`, the key links
+//! had before key ids). Removing a key retires every link it signed.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
+use secrecy::{ExposeSecret as _, SecretSlice};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -34,10 +41,20 @@ pub fn key_tail(file_id: &str) -> Option<String> {
     shape_ok.then_some(tail)
 }
 
+/// The signer `config` asks for: `link_keys` (the first signs) and the unnamed `link_secret`.
+pub fn signer_from_config(config: &crate::config::Config) -> LinkSigner {
+    let named: Vec<(&str, &[u8])> =
+        config.link_keys.iter().map(|k| (k.id.as_str(), k.secret.as_bytes())).collect();
+    LinkSigner::with_keys(Some(config.link_secret.as_bytes()), &named, &config.public_url)
+}
+
 /// Signs and checks download links.
 #[derive(Clone)]
 pub struct LinkSigner {
-    key: Vec<u8>,
+    /// The key for links without `kid`.
+    unnamed: Option<SecretSlice<u8>>,
+    /// Keys with ids; the first signs when there is one.
+    named: Vec<(String, SecretSlice<u8>)>,
     public_url: String,
 }
 
@@ -59,34 +76,59 @@ pub enum LinkError {
 }
 
 impl LinkSigner {
-    /// A signer with `secret`, building links under `public_url`.
+    /// A signer with one key without an id, building links under `public_url`.
     pub fn new(secret: &[u8], public_url: &str) -> Self {
-        Self { key: secret.to_vec(), public_url: public_url.trim_end_matches('/').to_owned() }
+        Self::with_keys(Some(secret), &[], public_url)
     }
 
-    fn mac(&self, file_id: &str, expires: u64) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+    /// A signer with an optional unnamed key (links without `kid`) and keys with ids, the first of
+    /// which signs (else the unnamed key signs).
+    pub fn with_keys(unnamed: Option<&[u8]>, named: &[(&str, &[u8])], public_url: &str) -> Self {
+        Self {
+            unnamed: unnamed.filter(|k| !k.is_empty()).map(|k| SecretSlice::from(k.to_vec())),
+            named: named.iter().map(|(id, k)| ((*id).to_owned(), SecretSlice::from(k.to_vec()))).collect(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn mac(key: &[u8], file_id: &str, expires: u64, kid: Option<&str>) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
         mac.update(file_id.as_bytes());
         mac.update(b"\n");
         mac.update(expires.to_string().as_bytes());
+        if let Some(kid) = kid {
+            mac.update(b"\n");
+            mac.update(kid.as_bytes());
+        }
         mac
     }
 
-    /// The signature of `file_id` expiring at `expires` (Unix seconds), hex.
+    /// The signing key: the first named one, else the unnamed one.
+    fn signing_key(&self) -> (Option<&str>, &[u8]) {
+        match (self.named.first(), &self.unnamed) {
+            (Some((id, key)), _) => (Some(id), key.expose_secret()),
+            (None, Some(key)) => (None, key.expose_secret()),
+            (None, None) => (None, &[]),
+        }
+    }
+
+    /// The signature of `file_id` expiring at `expires` (Unix seconds), hex, with the signing key.
     pub fn signature(&self, file_id: &str, expires: u64) -> String {
-        hex::encode(self.mac(file_id, expires).finalize().into_bytes())
+        let (kid, key) = self.signing_key();
+        hex::encode(Self::mac(key, file_id, expires, kid).finalize().into_bytes())
     }
 
     /// The full link.
     pub fn link(&self, file_id: &str, expires: u64) -> String {
+        let kid = self.signing_key().0.map(|kid| format!("&kid={kid}")).unwrap_or_default();
         format!(
-            "{}/v1/files/{file_id}?expires={expires}&signature={}",
+            "{}/v1/files/{file_id}?expires={expires}{kid}&signature={}",
             self.public_url,
             self.signature(file_id, expires)
         )
     }
 
-    /// Checks a link's query values at `now` (Unix seconds).
+    /// Checks a link without `kid` at `now` (Unix seconds).
     ///
     /// # Errors
     /// [`LinkError`] when malformed, tampered or expired.
@@ -94,6 +136,22 @@ impl LinkSigner {
         &self,
         file_id: &str,
         expires: Option<&str>,
+        signature: Option<&str>,
+        now: u64,
+    ) -> Result<(), LinkError> {
+        self.verify_with_kid(file_id, expires, None, signature, now)
+    }
+
+    /// Checks a link's query values (`expires`, `kid`, `signature`) at `now` (Unix seconds). An
+    /// unknown `kid` (a retired key) is a bad signature.
+    ///
+    /// # Errors
+    /// [`LinkError`] when malformed, tampered, signed with a key ferry no longer has, or expired.
+    pub fn verify_with_kid(
+        &self,
+        file_id: &str,
+        expires: Option<&str>,
+        kid: Option<&str>,
         signature: Option<&str>,
         now: u64,
     ) -> Result<(), LinkError> {
@@ -107,7 +165,14 @@ impl LinkSigner {
             .filter(|s| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
             .ok_or(LinkError::Malformed)?;
         let raw = hex::decode(signature).map_err(|_| LinkError::Malformed)?;
-        self.mac(file_id, expires).verify_slice(&raw).map_err(|_| LinkError::BadSignature)?;
+        let key = match kid {
+            Some(kid) => self.named.iter().find(|(id, _)| id == kid).map(|(_, key)| key),
+            None => self.unnamed.as_ref(),
+        }
+        .ok_or(LinkError::BadSignature)?;
+        Self::mac(key.expose_secret(), file_id, expires, kid)
+            .verify_slice(&raw)
+            .map_err(|_| LinkError::BadSignature)?;
         if now >= expires {
             return Err(LinkError::Expired);
         }
@@ -162,5 +227,38 @@ mod tests {
         assert_eq!(signer.verify(&id, Some("1000"), Some(&upper), 999), Err(LinkError::Malformed));
         let other = LinkSigner::new(b"another secret of at least 32 bytes!", "https://files.example");
         assert_eq!(other.verify(&id, Some("1000"), Some(&sig), 1), Err(LinkError::BadSignature));
+    }
+
+    fn query(link: &str, name: &str) -> Option<String> {
+        let url = url::Url::parse(link).unwrap();
+        url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
+
+    #[test]
+    fn keys_rotate_without_breaking_live_links_and_retired_keys_fail() {
+        const OLD: &[u8] = b"0123456789abcdef0123456789abcdef";
+        const K1: &[u8] = b"key one, at least thirty-two bytes long";
+        const K2: &[u8] = b"key two, at least thirty-two bytes long";
+        let id = file_id(TAIL);
+        let check = |signer: &LinkSigner, link: &str| {
+            let (e, k, s) = (query(link, "expires"), query(link, "kid"), query(link, "signature"));
+            signer.verify_with_kid(&id, e.as_deref(), k.as_deref(), s.as_deref(), 10)
+        };
+        let today = LinkSigner::new(OLD, "https://f.example").link(&id, 1000);
+        assert_eq!(query(&today, "kid"), None, "a signer without key ids writes no kid");
+        let rotated = LinkSigner::with_keys(Some(OLD), &[("k1", K1)], "https://f.example");
+        let k1_link = rotated.link(&id, 1000);
+        assert_eq!(query(&k1_link, "kid").as_deref(), Some("k1"));
+        assert_eq!(check(&rotated, &today), Ok(()), "links from before key ids stay valid");
+        assert_eq!(check(&rotated, &k1_link), Ok(()));
+        let next = LinkSigner::with_keys(None, &[("k2", K2), ("k1", K1)], "https://f.example");
+        assert_eq!(check(&next, &k1_link), Ok(()), "k1 still verifies after k2 took over");
+        assert_eq!(check(&next, &next.link(&id, 1000)), Ok(()));
+        assert_eq!(check(&next, &today), Err(LinkError::BadSignature), "the unnamed key is retired");
+        let retired = LinkSigner::with_keys(None, &[("k2", K2)], "https://f.example");
+        assert_eq!(check(&retired, &k1_link), Err(LinkError::BadSignature));
+        // The kid is signed: relabelling a k1 link as k2 does not verify.
+        let relabelled = k1_link.replace("kid=k1", "kid=k2");
+        assert_eq!(check(&next, &relabelled), Err(LinkError::BadSignature));
     }
 }

@@ -1,7 +1,9 @@
 //! The crash-debris reaper: a process killed mid-upload leaves its multipart upload behind. At
 //! start-up and then periodically, abort the multipart uploads under ferry's key prefix that are
 //! older than the configured age and that this process is not working on, and count them in
-//! `/metrics`. A bucket lifecycle rule (`AbortIncompleteMultipartUpload`) is the recommended
+//! `/metrics`. Another replica may be writing one of them: the age is never less than
+//! `max_upload_secs` plus `reap_margin_secs` ([`crate::config::Limits::reap_age`]), so only an
+//! upload no live process can still be writing is aborted. A bucket lifecycle rule (`AbortIncompleteMultipartUpload`) is the recommended
 //! backstop (see `docs/api.md`).
 
 use crate::state::AppState;
@@ -10,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 /// One pass: returns how many uploads were aborted.
 pub async fn reap_once(state: &AppState) -> usize {
-    let max_age = Duration::from_secs(state.config.limits.reap_after_secs);
+    let max_age = state.config.limits.reap_age();
     match state.uploader.reap_stale(&state.config.s3.prefix, max_age, SystemTime::now()).await {
         Ok(reaped) => {
             state.metrics.reaped.fetch_add(reaped.len() as u64, Ordering::Relaxed);

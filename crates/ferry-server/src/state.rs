@@ -85,7 +85,9 @@ impl AppState {
             force_path_style: s3.path_style,
             credentials: s3.access_key_id.as_ref().map(|id| StaticCredentials {
                 access_key_id: id.clone(),
-                secret_access_key: ferry_s3::Redacted(s3.secret_access_key.clone().unwrap_or_default()),
+                secret_access_key: ferry_s3::Redacted(
+                    s3.secret_access_key.as_ref().map(|s| s.expose().to_owned()).unwrap_or_default(),
+                ),
                 session_token: None,
             }),
             ..S3Config::default()
@@ -119,8 +121,8 @@ impl AppState {
         }
         let budget_permits = u32::try_from(config.limits.memory_budget / MIB).unwrap_or(u32::MAX);
         let upload_permits = u32::try_from(config.part_buffer_bytes() / MIB).unwrap_or(u32::MAX);
-        let links = LinkSigner::new(config.link_secret.as_bytes(), &config.public_url);
-        let tickets = config.ticket_secret.as_ref().map(|s| TicketVerifier::new(s.as_bytes()));
+        let links = crate::links::signer_from_config(&config);
+        let tickets = TicketVerifier::from_config(&config, &uploader);
         Ok(Self(Arc::new(Inner {
             uploader,
             deployments,
@@ -181,7 +183,7 @@ fn platform_client(id: &str, deployment: &Deployment) -> anyhow::Result<Option<P
         None => endpoints.api.clone(),
     };
     let auth =
-        AuthConfig::with_login_url(login, om.client_id.clone(), ClientSecret::new(om.client_secret.clone()));
+        AuthConfig::with_login_url(login, om.client_id.clone(), ClientSecret::new(om.client_secret.expose().to_owned()));
     let tokens = TokenManager::new(auth).with_context(|| format!("deployments.{id}.open_messaging"))?;
     let platform = PlatformClient::new(PlatformConfig::new(api), Arc::new(tokens))
         .with_context(|| format!("deployments.{id}.open_messaging"))?;

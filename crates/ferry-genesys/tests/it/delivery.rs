@@ -230,3 +230,31 @@ async fn an_end_pushed_while_idle_ends_the_session_too() {
     let err = session.echo().await.unwrap_err();
     assert!(matches!(err, Error::SessionEnded(SessionEnd::LoggedOut)), "{err:?}");
 }
+
+#[tokio::test]
+async fn config_json_is_read_from_the_cdn_cached_and_refreshed() {
+    use ferry_genesys::deployment::DeploymentConfigClient;
+    let emu = emulator_with(Deployment::new(DEP)).await;
+    let base = Url::parse(&emu.base_url()).unwrap();
+    let cached = DeploymentConfigClient::new(base.clone(), Duration::from_secs(600)).unwrap();
+    let config = cached.get(DEP).await.unwrap();
+    assert!(config.enable_attachments);
+    assert_eq!(config.modes[0].max_file_size_kb, Some(10240));
+    assert!(config.decide("application/pdf", 10_240_000).is_native());
+    assert!(!config.decide("application/pdf", 10_240_001).is_native());
+
+    let mut off = Deployment::new(DEP);
+    off.allowed_file_types.clear();
+    emu.add_deployment(off);
+    assert!(cached.get(DEP).await.unwrap().enable_attachments, "served from the cache");
+    cached.invalidate(DEP);
+    assert!(!cached.get(DEP).await.unwrap().enable_attachments, "fetched again");
+    let fresh = DeploymentConfigClient::new(base, Duration::ZERO).unwrap();
+    assert_eq!(
+        fresh.get(DEP).await.unwrap().decide("application/pdf", 1),
+        ferry_genesys::limits::AttachmentDecision::Link(LinkReason::AttachmentsDisabled)
+    );
+    let missing = fresh.get("no-such-deployment").await.unwrap_err();
+    assert_eq!(missing.status(), Some(404));
+    assert!(fresh.get("../etc").await.is_err(), "ids are checked before they go into a URL");
+}

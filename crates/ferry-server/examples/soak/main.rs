@@ -455,7 +455,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     std::fs::write(
         &config,
         format!(
-            "public_url = \"{PUBLIC_URL}\"\nlink_secret = \"{link_secret}\"\n\n[s3]\nbucket = \"{BUCKET}\"\n\
+            "allow_insecure = true\npublic_url = \"{PUBLIC_URL}\"\nlink_secret = \"{link_secret}\"\n\n[s3]\nbucket = \"{BUCKET}\"\n\
              endpoint = \"{endpoint}\"\npath_style = true\naccess_key_id = \"{ACCESS_KEY}\"\n\
              secret_access_key = \"{SECRET_KEY}\"\n# s3s-fs has no flexible checksums: Content-MD5 and ETags.\n\
              checksum = \"md5\"\n\n[deployments.\"{DEMO_DEPLOYMENT_ID}\"]\nweb_messaging_url = \"{ws}\"\n",

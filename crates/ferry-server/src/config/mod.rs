@@ -1,13 +1,20 @@
 //! ferry's configuration: one typed [`Config`], read once at start-up from an optional TOML file,
 //! then `FERRY_…` environment variables and command-line flags (which win), and validated with
-//! messages that name the setting and say what is wrong.
+//! messages that name the setting and say what is wrong (never a secret's value).
+//!
+//! The settings groups live in `settings`, secrets and rotating keys in `secrets`; both are
+//! re-exported here.
+
+mod secrets;
+mod settings;
+
+pub use secrets::{KeySetting, Secret, valid_key_id};
+pub use settings::*;
 
 use ferry_core::plan::MIB;
-use ferry_s3::ChecksumMode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 /// Everything ferry needs to run.
 #[derive(Debug, Clone, Deserialize)]
@@ -21,13 +28,25 @@ pub struct Config {
     pub s3: S3Settings,
     /// Size, memory and time limits.
     pub limits: Limits,
-    /// Secret (≥ 32 bytes) signing download links. Required.
-    pub link_secret: String,
+    /// Secret (≥ 32 bytes) signing download links without a key id: the first link key, which
+    /// every link made before key ids existed was signed with. Required unless `link_keys` is set.
+    pub link_secret: Secret,
+    /// Link keys with ids: the first signs new links (`kid=` in the link), every one verifies.
+    /// Rotate by putting a new key first; retire one by removing it.
+    pub link_keys: Vec<KeySetting>,
     /// How long a download link stays valid, in seconds.
     pub link_ttl_secs: u64,
-    /// Secret (≥ 32 bytes) shared with the site backends that mint upload tickets; tickets are
-    /// refused when unset.
-    pub ticket_secret: Option<String>,
+    /// Secret (≥ 32 bytes) shared with the site backends that mint upload tickets, for tickets
+    /// without a key id. Tickets are refused when no ticket key is set anywhere.
+    pub ticket_secret: Option<Secret>,
+    /// Ticket keys with ids (tickets name theirs in `kid`), for every deployment without keys of
+    /// its own (`deployments.<id>.ticket_keys`).
+    pub ticket_keys: Vec<KeySetting>,
+    /// Ticket lifetime and how used tickets are remembered.
+    pub tickets: TicketSettings,
+    /// Accept `http://` public URLs and `ws://` Genesys URLs on hosts other than loopback (tests,
+    /// private networks). Off: ferry refuses them.
+    pub allow_insecure: bool,
     /// Genesys deployments ferry accepts uploads for, by deployment id.
     pub deployments: BTreeMap<String, Deployment>,
     /// Origins allowed by CORS (the sites that embed the Messenger). Empty: no CORS headers.
@@ -45,196 +64,19 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8080".into(),
             s3: S3Settings::default(),
             limits: Limits::default(),
-            link_secret: String::new(),
+            link_secret: Secret::default(),
+            link_keys: Vec::new(),
             link_ttl_secs: 7 * 24 * 3600,
             ticket_secret: None,
+            ticket_keys: Vec::new(),
+            tickets: TicketSettings::default(),
+            allow_insecure: false,
             deployments: BTreeMap::new(),
             cors_origins: Vec::new(),
             log_json: false,
             ops: crate::admin::OpsSettings::default(),
         }
     }
-}
-
-/// Where files are stored.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct S3Settings {
-    /// Bucket.
-    pub bucket: String,
-    /// Key prefix; keys are `<prefix><deployment>/<yyyy>/<mm>/<dd>/<uuid>`.
-    pub prefix: String,
-    /// Region.
-    pub region: String,
-    /// Endpoint override for S3-compatible stores.
-    pub endpoint: Option<String>,
-    /// Path-style addressing.
-    pub path_style: bool,
-    /// Access key id (else the standard AWS credential chain).
-    pub access_key_id: Option<String>,
-    /// Secret access key.
-    pub secret_access_key: Option<String>,
-    /// `md5`, `crc32c` or `crc64nvme`.
-    pub checksum: String,
-    /// Part size in MiB (raised for huge files so no upload needs more than 10,000 parts).
-    pub part_size_mib: u64,
-    /// Parts in flight per upload.
-    pub max_in_flight: usize,
-    /// The bucket uses SSE-KMS or SSE-C (ETags are not MD5s).
-    pub opaque_etags: bool,
-}
-
-impl Default for S3Settings {
-    fn default() -> Self {
-        Self {
-            bucket: String::new(),
-            prefix: "ferry/".into(),
-            region: "us-east-1".into(),
-            endpoint: None,
-            path_style: false,
-            access_key_id: None,
-            secret_access_key: None,
-            checksum: "crc64nvme".into(),
-            part_size_mib: 8,
-            max_in_flight: 4,
-            opaque_etags: false,
-        }
-    }
-}
-
-impl S3Settings {
-    /// The checksum mode named by `checksum`.
-    pub fn checksum_mode(&self) -> Option<ChecksumMode> {
-        match self.checksum.to_ascii_lowercase().as_str() {
-            "md5" => Some(ChecksumMode::Md5),
-            "crc32c" => Some(ChecksumMode::Crc32c),
-            "crc64nvme" => Some(ChecksumMode::Crc64Nvme),
-            _ => None,
-        }
-    }
-}
-
-/// Limits.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest file accepted, in bytes.
-    pub max_file_size: u64,
-    /// Bytes of part buffers all uploads together may hold; an upload that cannot get its share
-    /// is answered 503 `server_busy`.
-    pub memory_budget: u64,
-    /// Time to receive the request headers, in seconds.
-    pub header_timeout_secs: u64,
-    /// Longest pause between two pieces of the body, in seconds.
-    pub idle_body_timeout_secs: u64,
-    /// Slowest accepted average transfer rate, bytes per second, checked after the first
-    /// `idle_body_timeout_secs`.
-    pub min_bytes_per_sec: u64,
-    /// Longest upload, in seconds.
-    pub max_upload_secs: u64,
-    /// Longest wait for in-flight uploads at shutdown, in seconds.
-    pub shutdown_grace_secs: u64,
-    /// Multipart uploads under the prefix older than this many seconds, and not this process's,
-    /// are aborted by the reaper (crash debris).
-    pub reap_after_secs: u64,
-    /// How often the reaper runs, in seconds.
-    pub reap_interval_secs: u64,
-    /// Content types accepted (after sniffing); `*/*` and `type/*` wildcards.
-    pub allowed_types: Vec<String>,
-    /// File extensions refused (lower case, with the dot).
-    pub blocked_extensions: Vec<String>,
-}
-
-/// The default blocked extensions: programs and installers for Windows, macOS and Linux, scripts
-/// a double-click runs, shortcuts, disk images that mount and run, pages and images that run
-/// script in a browser, and Office files with macros.
-#[rustfmt::skip]
-pub const BLOCKED_EXTENSIONS: &[&str] = &[
-    // Windows programs, libraries, installers and packages.
-    ".exe", ".com", ".scr", ".pif", ".cpl", ".dll", ".ocx", ".sys", ".drv", ".msi", ".msp", ".mst",
-    ".msix", ".msixbundle", ".appx", ".appxbundle", ".application", ".gadget", ".inf", ".reg",
-    // Scripts and shortcuts.
-    ".bat", ".cmd", ".js", ".jse", ".vbs", ".vbe", ".wsf", ".wsh", ".ps1", ".psm1", ".hta", ".lnk",
-    ".url", ".scf", ".chm", ".jar", ".sh", ".command", ".app",
-    // Disk images that mount and run.
-    ".iso", ".img", ".vhd", ".vhdx", ".dmg",
-    // Active content: pages and images with script.
-    ".html", ".htm", ".xhtml", ".xht", ".shtml", ".mht", ".mhtml", ".svg", ".svgz",
-    // Office files with macros.
-    ".docm", ".dotm", ".xlsm", ".xltm", ".xlam", ".pptm", ".potm", ".ppam", ".sldm",
-];
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_file_size: 5 * 1024 * MIB,
-            memory_budget: 512 * MIB,
-            header_timeout_secs: 10,
-            idle_body_timeout_secs: 30,
-            min_bytes_per_sec: 1024,
-            max_upload_secs: 3 * 3600,
-            shutdown_grace_secs: 30,
-            reap_after_secs: 24 * 3600,
-            reap_interval_secs: 3600,
-            allowed_types: vec!["*/*".into()],
-            blocked_extensions: BLOCKED_EXTENSIONS.iter().map(|e| (*e).to_owned()).collect(),
-        }
-    }
-}
-
-impl Limits {
-    /// The idle-body timeout.
-    pub fn idle_body_timeout(&self) -> Duration {
-        Duration::from_secs(self.idle_body_timeout_secs)
-    }
-}
-
-/// How files reach a deployment's conversations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum DeliveryPreference {
-    /// Native attachment when the deployment's limits allow, else a link message.
-    #[default]
-    Auto,
-    /// Always a link message.
-    Link,
-    /// Through an Open Messaging integration (custom channels): Genesys fetches the file from the
-    /// signed link. Uploads are authorised by tickets that name the customer (`from`).
-    OpenMessaging,
-}
-
-/// Open Messaging settings of a deployment (platform OAuth client and integration).
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct OpenMessagingSettings {
-    /// The Open Messaging integration id.
-    pub integration_id: String,
-    /// OAuth client id (client credentials, platform API).
-    pub client_id: String,
-    /// OAuth client secret.
-    pub client_secret: String,
-    /// Platform REST override (`https://api.E` by default).
-    pub api_url: Option<String>,
-    /// Login override (`https://login.E` by default).
-    pub login_url: Option<String>,
-}
-
-/// One Genesys deployment.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct Deployment {
-    /// Genesys environment host (`mypurecloud.de`, …); default `mypurecloud.com`.
-    pub environment: Option<String>,
-    /// Guest WebSocket override (`wss://…/v1`), e.g. an emulator.
-    pub web_messaging_url: Option<String>,
-    /// `Origin` to present on the guest WebSocket.
-    pub origin: Option<String>,
-    /// Native-or-link preference.
-    pub delivery: DeliveryPreference,
-    /// Largest file for this deployment (at most the global limit).
-    pub max_file_size: Option<u64>,
-    /// Open Messaging settings, required when `delivery = "open-messaging"`.
-    pub open_messaging: Option<OpenMessagingSettings>,
 }
 
 /// A problem with the configuration: which setting, and what is wrong.
@@ -247,8 +89,40 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// A URL on this machine only (`localhost`, 127.0.0.0/8, `::1`): plain HTTP there never crosses a
+/// network.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(host)) => host.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 fn invalid(setting: &str, problem: impl Into<String>) -> ConfigError {
     ConfigError { setting: setting.into(), problem: problem.into() }
+}
+
+/// A TOML error that names the setting and the line, never the text of the line (which may hold a
+/// secret): the key left of `=` on the offending line, and the parser's message with anything in
+/// double quotes elided.
+fn toml_error(text: &str, error: &toml::de::Error) -> ConfigError {
+    let line_no = error.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let key = line_no
+        .and_then(|n| text.lines().nth(n - 1))
+        .and_then(|line| line.split_once('='))
+        .map(|(key, _)| key.trim())
+        .filter(|key| {
+            !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-\"".contains(&b))
+        });
+    let mut message = String::new();
+    for (i, piece) in error.message().split('"').enumerate() {
+        message.push_str(if i % 2 == 1 { "\"…\"" } else { piece });
+    }
+    let setting = key.map_or_else(|| "(file)".to_owned(), str::to_owned);
+    let at = line_no.map(|n| format!("line {n}: ")).unwrap_or_default();
+    invalid(&setting, format!("{at}{}", message.trim()))
 }
 
 impl Config {
@@ -257,7 +131,14 @@ impl Config {
     /// # Errors
     /// When the TOML is malformed or names unknown settings.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| invalid("(file)", e.to_string()))
+        toml::from_str(text).map_err(|e| toml_error(text, &e))
+    }
+
+    /// Whether tickets are enabled (a ticket key is set somewhere).
+    pub fn tickets_enabled(&self) -> bool {
+        self.ticket_secret.is_some()
+            || !self.ticket_keys.is_empty()
+            || self.deployments.values().any(|d| !d.ticket_keys.is_empty())
     }
 
     /// Checks every setting.
@@ -286,12 +167,29 @@ impl Config {
         if let Some(endpoint) = &self.s3.endpoint {
             url::Url::parse(endpoint).map_err(|e| invalid("s3.endpoint", e.to_string()))?;
         }
-        url::Url::parse(&self.public_url).map_err(|e| invalid("public_url", e.to_string()))?;
-        if self.link_secret.len() < 32 {
-            return Err(invalid("link_secret", "must be at least 32 bytes (FERRY_LINK_SECRET)"));
+        let public = url::Url::parse(&self.public_url).map_err(|e| invalid("public_url", e.to_string()))?;
+        if public.scheme() != "https" && !self.allow_insecure && !is_loopback(&public) {
+            return Err(invalid(
+                "public_url",
+                "must be https:// (links travel over the internet); set allow_insecure to accept http://",
+            ));
         }
+        if self.link_keys.is_empty() && self.link_secret.len() < 32 {
+            return Err(invalid(
+                "link_secret",
+                "must be at least 32 bytes (FERRY_LINK_SECRET or FERRY_LINK_SECRET_FILE), or set link_keys",
+            ));
+        }
+        if !self.link_secret.is_empty() && self.link_secret.len() < 32 {
+            return Err(invalid("link_secret", "must be at least 32 bytes"));
+        }
+        secrets::check_keys("link_keys", &self.link_keys)?;
         if self.ticket_secret.as_ref().is_some_and(|s| s.len() < 32) {
             return Err(invalid("ticket_secret", "must be at least 32 bytes"));
+        }
+        secrets::check_keys("ticket_keys", &self.ticket_keys)?;
+        if !(60..=7 * 24 * 3600).contains(&self.tickets.max_lifetime_secs) {
+            return Err(invalid("tickets.max_lifetime_secs", "must be between 60 and 604800"));
         }
         if self.link_ttl_secs == 0 {
             return Err(invalid("link_ttl_secs", "must be positive"));
@@ -325,16 +223,17 @@ impl Config {
         }
         for (id, deployment) in &self.deployments {
             let at = |field: &str| format!("deployments.{id}.{field}");
+            secrets::check_keys(&at("ticket_keys"), &deployment.ticket_keys)?;
             if deployment.delivery == DeliveryPreference::OpenMessaging {
                 let om = deployment.open_messaging.as_ref().ok_or_else(|| {
                     invalid(&at("open_messaging"), "is required with delivery = \"open-messaging\"")
                 })?;
-                for (field, value) in [
-                    ("integration_id", &om.integration_id),
-                    ("client_id", &om.client_id),
-                    ("client_secret", &om.client_secret),
+                for (field, empty) in [
+                    ("integration_id", om.integration_id.is_empty()),
+                    ("client_id", om.client_id.is_empty()),
+                    ("client_secret", om.client_secret.is_empty()),
                 ] {
-                    if value.is_empty() {
+                    if empty {
                         return Err(invalid(&at(&format!("open_messaging.{field}")), "is required"));
                     }
                 }
@@ -351,6 +250,12 @@ impl Config {
                     url::Url::parse(url).map_err(|e| invalid(&at("web_messaging_url"), e.to_string()))?;
                 if !matches!(parsed.scheme(), "ws" | "wss") {
                     return Err(invalid(&at("web_messaging_url"), "must be ws:// or wss://"));
+                }
+                if parsed.scheme() == "ws" && !self.allow_insecure && !is_loopback(&parsed) {
+                    return Err(invalid(
+                        &at("web_messaging_url"),
+                        "must be wss:// (set allow_insecure to accept ws://)",
+                    ));
                 }
             } else {
                 let env = deployment.environment.as_deref().unwrap_or("mypurecloud.com");
@@ -383,7 +288,7 @@ mod tests {
     fn valid() -> Config {
         let mut c = Config::default();
         c.s3.bucket = "b".into();
-        c.link_secret = "x".repeat(32);
+        c.link_secret = "x".repeat(32).into();
         c.deployments.insert("d1".into(), Deployment::default());
         c
     }
@@ -425,5 +330,62 @@ mod tests {
         assert_eq!(c.deployments["dep-1"].delivery, DeliveryPreference::Link);
         c.validate().unwrap();
         assert!(Config::from_toml("[s3]\nbukket = 1").is_err());
+    }
+
+    #[test]
+    fn toml_errors_name_the_setting_and_never_echo_a_secret() {
+        let text =
+            "public_url = \"https://f.example\"\nlink_secret = \"s3cr3t-value-0123456789abcdef0123\" oops\n";
+        let error = Config::from_toml(text).unwrap_err();
+        let shown = error.to_string();
+        assert_eq!(error.setting, "link_secret", "{shown}");
+        assert!(shown.contains("line 2"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        let error = Config::from_toml("link_secret = 5\n").unwrap_err();
+        assert_eq!(error.setting, "link_secret");
+        let error =
+            Config::from_toml("[s3]\nsecret_access_key = \"AKIA-secret\"\nbukket = \"x\"\n").unwrap_err();
+        assert!(!error.to_string().contains("AKIA-secret"), "{error}");
+        let c = Config::from_toml("link_secret = \"a-secret-of-at-least-32-bytes-long!!\"\n").unwrap();
+        assert!(!format!("{c:?}").contains("a-secret-of"), "Debug never shows a secret");
+    }
+
+    #[test]
+    fn plain_http_and_ws_are_refused_off_loopback_unless_allowed() {
+        let mut c = valid();
+        c.public_url = "http://files.example.com".into();
+        assert_eq!(c.validate().unwrap_err().setting, "public_url");
+        c.allow_insecure = true;
+        c.validate().unwrap();
+        let mut c = valid();
+        c.public_url = "https://files.example.com".into();
+        c.deployments.insert(
+            "d2".into(),
+            Deployment { web_messaging_url: Some("ws://genesys.example/v1".into()), ..Deployment::default() },
+        );
+        assert_eq!(c.validate().unwrap_err().setting, "deployments.d2.web_messaging_url");
+        c.deployments.get_mut("d2").unwrap().web_messaging_url = Some("ws://127.0.0.1:9/v1".into());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn keys_need_ids_and_length_and_the_reaper_spares_young_uploads() {
+        let key = |id: &str, secret: &str| KeySetting { id: id.into(), secret: secret.into() };
+        let mut c = valid();
+        c.link_secret = Secret::default();
+        c.link_keys = vec![key("k2", &"b".repeat(32)), key("k1", &"a".repeat(32))];
+        c.validate().unwrap();
+        c.link_keys.push(key("k1", &"c".repeat(32)));
+        assert_eq!(c.validate().unwrap_err().setting, "link_keys");
+        let mut c = valid();
+        c.deployments.get_mut("d1").unwrap().ticket_keys = vec![key("bad id", &"a".repeat(32))];
+        assert_eq!(c.validate().unwrap_err().setting, "deployments.d1.ticket_keys");
+        assert!(!valid().tickets_enabled());
+        c.deployments.get_mut("d1").unwrap().ticket_keys = vec![key("d1-2026", &"a".repeat(32))];
+        assert!(c.tickets_enabled());
+        let mut limits = Limits { reap_after_secs: 60, ..Limits::default() };
+        assert_eq!(limits.reap_age().as_secs(), 3 * 3600 + 600);
+        limits.reap_after_secs = 48 * 3600;
+        assert_eq!(limits.reap_age().as_secs(), 48 * 3600);
     }
 }

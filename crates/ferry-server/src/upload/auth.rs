@@ -111,13 +111,11 @@ pub(crate) async fn check_session(caller: &Caller, destination: &Destination) ->
 
 /// Uses a ticket up: called only once the upload really starts, so that a refusal before (wrong
 /// deployment, too large, busy) leaves it good for a retry.
-pub(crate) fn use_ticket(state: &AppState, caller: &Caller) -> Result<(), AppError> {
+pub(crate) async fn use_ticket(state: &AppState, caller: &Caller) -> Result<(), AppError> {
     if let Caller::Ticket(claims) = caller
         && let Some(verifier) = &state.tickets
     {
-        verifier
-            .consume(claims, state.now_unix())
-            .map_err(|e| AppError::new(ErrorCode::InvalidTicket, e.message()))?;
+        verifier.consume(claims, state.now_unix()).await?;
     }
     Ok(())
 }

@@ -91,7 +91,7 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
     let permit = state.budget.clone().try_acquire_many_owned(state.upload_permits).map_err(|_| {
         AppError::new(ErrorCode::ServerBusy, "too many uploads in progress; try again shortly").retry_after(5)
     })?;
-    auth::use_ticket(state, &caller)?;
+    auth::use_ticket(state, &caller).await?;
 
     // From here the upload runs in a task of its own, fed by this request.
     let (feed, inbox) = ingest::channel();

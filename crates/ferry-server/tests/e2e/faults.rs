@@ -195,6 +195,8 @@ async fn open_messaging_case(case: &str, failures: usize, expect: Expect) -> Row
         dep: "om".into(),
         exp: now + 600,
         jti: uuid::Uuid::new_v4().to_string(),
+        iat: None,
+        kid: None,
         max: None,
         types: None,
         from: Some("customer-1".into()),

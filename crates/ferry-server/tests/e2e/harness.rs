@@ -84,6 +84,7 @@ impl Harness {
         let mut env: Vec<(&str, String)> = vec![
             ("FERRY_CONFIG", config.display().to_string()),
             ("FERRY_PUBLIC_URL", format!("http://{PUBLIC_HOST}")),
+            ("FERRY_ALLOW_INSECURE", "true".into()),
             ("FERRY_S3_BUCKET", bucket.clone()),
             ("FERRY_S3_ENDPOINT", endpoint.clone()),
             ("FERRY_S3_ACCESS_KEY_ID", "test".into()),

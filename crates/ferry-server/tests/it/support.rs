@@ -139,6 +139,8 @@ impl Ferry {
             dep: DEPLOYMENT.into(),
             exp: self.state.now_unix() + 600,
             jti: uuid::Uuid::new_v4().to_string(),
+            iat: None,
+            kid: None,
             max: None,
             types: None,
             from: None,
