@@ -5,7 +5,8 @@
 //!   for the tests marked `#[ignore = "needs LocalStack"]`.
 //! - `deps`: the layering assertions alone.
 //! - `tidy`: the source-hygiene checks alone.
-//! - `faults`: the fault matrix (a part of the e2e suite, so `ci` runs it too), with its table.
+//! - `faults`: the fault matrix (a part of the e2e suite, so `ci` runs it too), with its table, and
+//!   the delivery-fallback cases (a stored file kept whatever Genesys refuses).
 //! - `e2e`: `ferry serve` as a process against LocalStack's S3 and the Genesys emulator, via curl.
 //! - `localstack install|start`: manage the pinned LocalStack used by the strict S3 tests.
 //! - `bench core|s3|e2e`: benchmarks that print ratios against a baseline measured in the same run.
@@ -34,7 +35,7 @@ fn main() -> Result<()> {
         ["ci"] => ci::run(),
         ["deps"] => deps::run(),
         ["tidy"] => tidy::run(),
-        ["faults"] => e2e::run(&["faults::fault_matrix", "--nocapture"]),
+        ["faults"] => e2e::run(&["faults::fault_matrix", "delivery_fallback::", "--nocapture"]),
         ["licenses"] => licenses::run(),
         ["e2e", rest @ ..] => e2e::run(rest),
         ["localstack", "install"] => localstack::install().map(drop),
@@ -50,7 +51,7 @@ fn main() -> Result<()> {
                  ci                   fmt, clippy, layering, tidy and all tests (the CI gate)\n  \
                  deps                 layering assertions (which crate may depend on which)\n  \
                  tidy                 every .rs file opens with a //! line, no placeholders or bare ignores\n  \
-                 faults               the fault matrix: ferry serve through S3, Genesys and client faults\n  \
+                 faults               the fault matrix (S3, Genesys, client faults) and the delivery fallbacks\n  \
                  licenses             every dependency under an allowed license (cargo deny's license check)\n  \
                  e2e                  ferry serve as a process vs LocalStack + Genesys emulator, via curl\n  \
                  browser              the `ferry dev` demo page in headless Chromium (needs chromium, node)\n  \

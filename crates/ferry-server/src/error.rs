@@ -57,6 +57,8 @@ error_codes! {
     InvalidMultipart = "invalid_multipart", BAD_REQUEST;
     /// A caption that is too long, not UTF-8 text or has control characters.
     InvalidCaption = "invalid_caption", BAD_REQUEST;
+    /// A `conversationId` that is not 1 to 128 letters, digits, `-`, `_` or `.`, or given twice.
+    InvalidConversationId = "invalid_conversation_id", BAD_REQUEST;
     /// The body is longer than its `Content-Length`.
     LengthMismatch = "length_mismatch", BAD_REQUEST;
     /// The body is shorter than its `Content-Length`.

@@ -17,7 +17,7 @@ use crate::upload::declared::{Declared, Digests, TypePolicy};
 use bytes::Bytes;
 use ferry_core::chunk::{Chunker, ObjectSummary};
 use ferry_core::plan::{MIB, PlanLimits, plan_parts};
-use ferry_s3::{BoxError, Gate, ObjectMeta, ObjectWrite, Stored, UploadedObject};
+use ferry_s3::{BoxError, Gate, ObjectMeta, ObjectWrite, Stored};
 use futures::Stream;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -277,14 +277,6 @@ fn date_path(unix: u64) -> String {
     let secs = i64::try_from(unix).unwrap_or(i64::MAX);
     let date = time::OffsetDateTime::from_unix_timestamp(secs).map_or(time::Date::MAX, |t| t.date());
     format!("{:04}/{:02}/{:02}", date.year(), u8::from(date.month()), date.day())
-}
-
-/// Deletes a stored object that something after storing (a failed delivery, a form that went
-/// wrong) means must not be kept.
-pub(crate) async fn discard(state: &AppState, object: &UploadedObject) {
-    if let Err(error) = state.uploader.delete(&object.key).await {
-        tracing::error!(%error, "could not delete an object after a later failure");
-    }
 }
 
 #[cfg(test)]

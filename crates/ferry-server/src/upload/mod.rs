@@ -8,8 +8,9 @@
 //! `AppState::completions`: store ([`ingest`]: sniffed, size-limited, digests compared before
 //! completing), release the memory budget once the part buffers are gone, deliver ([`deliver`]),
 //! and build the [`reference`]. A request that goes away before its body's end cancels the upload
-//! (nothing is kept); one that goes away after it cancels nothing, so a file is never stored but
-//! undelivered. If delivery fails, the stored object is deleted.
+//! (nothing is kept); one that goes away after it cancels nothing. Once the file is stored and
+//! verified it is kept whatever delivery does: a refused native attachment becomes a link message,
+//! and a file that cannot be posted at all is answered `201` with `delivery.mode: "none"`.
 
 mod auth;
 mod declared;
@@ -48,7 +49,7 @@ pub async fn upload(State(state): State<AppState>, ReqId(request_id): ReqId, req
                 size = reference.size,
                 delivery = reference.delivery_mode(),
                 took_ms = started.elapsed().as_millis() as u64,
-                "upload stored and delivered"
+                "upload stored"
             );
             (StatusCode::CREATED, axum::Json(reference)).into_response()
         }
@@ -66,6 +67,8 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
     let headers = &parts.headers;
     let caller = auth::authorise(state, headers)?;
     let destination = auth::destination(state, &caller)?;
+    deliver::precheck(&destination, &caller)?;
+    let conversation_id = reference::conversation_id_from_query(parts.uri.query())?;
     let max_size = caller.max_size(&destination);
     let framing = Framing::from_headers(headers, max_size)?;
     let digests = Digests::from_headers(headers)?;
@@ -95,7 +98,15 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
 
     // From here the upload runs in a task of its own, fed by this request.
     let (feed, inbox) = ingest::channel();
-    let job = Job { state: state.clone(), destination, caller, digests, policy: policy.clone(), max_size };
+    let job = Job {
+        state: state.clone(),
+        destination,
+        caller,
+        digests,
+        policy: policy.clone(),
+        max_size,
+        conversation_id,
+    };
     // Only a raw body's length is the file's.
     let len = if raw.is_some() { framing.len } else { None };
     let mut task = state.completions.spawn(job.run(inbox, permit, len).in_current_span());
@@ -152,18 +163,20 @@ struct Job {
     digests: Digests,
     policy: TypePolicy,
     max_size: u64,
+    /// The caller's `conversationId`, echoed in the reference.
+    conversation_id: Option<String>,
 }
 
 impl Job {
     /// Stores the file fed through `inbox` (holding the memory `permit` until the part buffers are
-    /// gone), then delivers it. A stored file whose delivery fails is deleted.
+    /// gone), then delivers it. A stored file is kept whatever delivery does.
     async fn run(
         self,
         inbox: Inbox,
         permit: OwnedSemaphorePermit,
         len: Option<u64>,
     ) -> Result<AttachmentReference, AppError> {
-        let Self { state, destination, caller, digests, policy, max_size } = self;
+        let Self { state, destination, caller, digests, policy, max_size, conversation_id } = self;
         let Some((mut declared, incoming)) = inbox.open(&state.config.limits, policy).await else {
             return Err(ingest::cut_off());
         };
@@ -173,13 +186,9 @@ impl Job {
         let stored = stored?;
         // The body ended, so its caption came with the end.
         declared.caption = incoming.caption.get();
-        match deliver::deliver(&state, &destination, &caller, &declared, &stored).await {
-            Ok(delivered) => Ok(AttachmentReference::new(&state, &caller, &declared, &stored, delivered)),
-            Err(error) => {
-                ingest::discard(&state, &stored.object).await;
-                tracing::info!(code = %error.code(), "delivery failed; the stored file was deleted");
-                Err(error)
-            }
-        }
+        let delivered = deliver::deliver(&state, &destination, &caller, &declared, &stored).await;
+        let mut reference = AttachmentReference::new(&state, &caller, &declared, &stored, delivered);
+        reference.set_conversation_id(conversation_id);
+        Ok(reference)
     }
 }

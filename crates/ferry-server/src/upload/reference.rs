@@ -1,6 +1,8 @@
-//! The attachment reference: the `201 Created` body that describes the stored, delivered file
-//! (see `docs/api.md`).
+//! The attachment reference: the `201 Created` body that describes the stored file and how it
+//! was delivered (see `docs/api.md`), with the caller's own `conversationId` echoed when it gave
+//! one (ferry never learns the Genesys conversation id, so it never makes one up).
 
+use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
 use crate::tickets::Claims;
 use crate::upload::auth::Caller;
@@ -31,7 +33,15 @@ pub(crate) struct AttachmentReference {
     reference: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversation_id: Option<String>,
+    /// `"caller"` whenever `conversationId` is present: the value is the caller's, unchecked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversation_id_source: Option<&'static str>,
 }
+
+/// The longest `conversationId` echoed.
+const MAX_CONVERSATION_ID: usize = 128;
 
 #[derive(Debug, Clone, Serialize)]
 struct Checksums {
@@ -87,7 +97,15 @@ impl AttachmentReference {
             delivery,
             reference,
             text: declared.caption.clone(),
+            conversation_id: None,
+            conversation_id_source: None,
         }
+    }
+
+    /// Echoes the caller's `conversationId`, if it gave one.
+    pub(crate) fn set_conversation_id(&mut self, id: Option<String>) {
+        self.conversation_id_source = id.is_some().then_some("caller");
+        self.conversation_id = id;
     }
 
     /// How the file was delivered (`native`, `link`, …).
@@ -106,4 +124,61 @@ pub(crate) fn file_id(state: &AppState, object: &UploadedObject) -> String {
 pub(crate) fn download_link(state: &AppState, object: &UploadedObject) -> String {
     let expires = state.now_unix() + state.config.link_ttl_secs;
     state.links.link(&file_id(state, object), expires)
+}
+
+/// The caller's `conversationId` from the query string, checked by [`check_conversation_id`].
+pub(crate) fn conversation_id_from_query(query: Option<&str>) -> Result<Option<String>, AppError> {
+    let Some(query) = query else { return Ok(None) };
+    let mut found = None;
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if name == "conversationId" {
+            if found.is_some() {
+                return Err(invalid_conversation_id("`conversationId` is given twice"));
+            }
+            found = Some(check_conversation_id(value.into_owned())?);
+        }
+    }
+    Ok(found)
+}
+
+/// A `conversationId` as given (query parameter or form field): 1 to 128 letters, digits, `-`,
+/// `_` or `.` (Genesys ids are UUIDs; anything else is refused rather than echoed).
+pub(crate) fn check_conversation_id(id: String) -> Result<String, AppError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_CONVERSATION_ID
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(id)
+    } else {
+        Err(invalid_conversation_id("`conversationId` must be 1 to 128 letters, digits, `-`, `_` or `.`"))
+    }
+}
+
+fn invalid_conversation_id(message: &str) -> AppError {
+    AppError::new(ErrorCode::InvalidConversationId, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_ids_are_echoed_only_when_plain() {
+        let id = "3f2b6a1e-9c1d-4e1a-8b1f-0a2b3c4d5e6f";
+        assert_eq!(conversation_id_from_query(None).unwrap(), None);
+        assert_eq!(conversation_id_from_query(Some("a=1&b=2")).unwrap(), None);
+        let query = format!("x=1&conversationId={id}");
+        assert_eq!(conversation_id_from_query(Some(&query)).unwrap().as_deref(), Some(id));
+        for bad in [
+            "conversationId=",
+            "conversationId=a%20b",
+            "conversationId=%3Cscript%3E",
+            "conversationId=a&conversationId=b",
+        ] {
+            let error = conversation_id_from_query(Some(bad)).unwrap_err();
+            assert_eq!(error.code(), ErrorCode::InvalidConversationId, "{bad}");
+        }
+        assert!(check_conversation_id("x".repeat(128)).is_ok());
+        assert!(check_conversation_id("x".repeat(129)).is_err());
+    }
 }

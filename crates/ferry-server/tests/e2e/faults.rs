@@ -3,7 +3,9 @@
 //! faults through the emulator's knobs, a failing token endpoint for Open Messaging, clients that
 //! go away, SIGTERM — asserting for each case the answer, what S3 holds afterwards (the object
 //! byte-identical, or nothing and no multipart upload) and what the conversation shows (the file
-//! delivered exactly once, or nothing claimed). Prints the table of cases and outcomes.
+//! delivered exactly once, natively or as the link message that replaces a refused native
+//! attachment, or nothing claimed). A stored file is kept whatever Genesys does (issue 11; more
+//! of those cases in `delivery_fallback`). Prints the table of cases and outcomes.
 
 use crate::harness::{
     DEPLOYMENT, Harness, MIB, Options, RawUpload, TICKET_SECRET, bytes, localstack, sha256_hex,
@@ -19,6 +21,12 @@ use std::time::Duration;
 enum Expect {
     /// 201; the object byte-identical; delivered exactly once.
     Delivered,
+    /// 201 `delivery.mode: "link"`; the object byte-identical; one link message, no attachment
+    /// message (Genesys refused the native attachment).
+    Link,
+    /// 201 `delivery.mode: "none"` with this `delivery.error`; the object byte-identical; nothing
+    /// claimed in the conversation.
+    Kept(&'static str),
     /// This status and code; nothing in S3; nothing claimed in the conversation.
     Refused(u16, &'static str),
     /// The client went away: nothing in S3, nothing claimed.
@@ -64,11 +72,12 @@ async fn check(
     while h.pending_uploads().await > 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let keys = h.keys().await;
+    // The stored files (not the markers of used tickets).
+    let keys: Vec<String> = h.keys().await.into_iter().filter(|k| !k.contains("/.tickets/")).collect();
     let pending = h.pending_uploads().await;
     let (uploaded, naming, links) = claims(&h.conversation());
     let (s3_ok, s3) = match expect {
-        Expect::Delivered => {
+        Expect::Delivered | Expect::Link | Expect::Kept(_) => {
             let key = body["storage"]["key"].as_str().unwrap_or("");
             let same = keys == [key.to_owned()] && pending == 0 && h.object(key).await == data;
             (same, if same { "object identical".into() } else { format!("keys {keys:?}, {pending} pending") })
@@ -92,7 +101,7 @@ async fn check(
                 });
             (ok, format!("{uploaded} attachment, {naming} message"))
         }
-        Expect::Delivered => (naming == 0 && links == 1, format!("{links} link message")),
+        Expect::Delivered | Expect::Link => (naming == 0 && links == 1, format!("{links} link message")),
         _ => (
             naming == 0 && links == 0,
             if naming == 0 && links == 0 {
@@ -104,8 +113,16 @@ async fn check(
     };
     let answer_ok = match expect {
         Expect::Delivered => status == 201,
+        Expect::Link => status == 201 && body["delivery"]["mode"] == "link",
+        Expect::Kept(error) => {
+            status == 201 && body["delivery"]["mode"] == "none" && body["delivery"]["error"] == error
+        }
         Expect::Refused(s, c) => status == s && code == c,
         Expect::Nothing => true,
+    };
+    let answer = match body["delivery"]["mode"].as_str() {
+        Some(mode) if mode != "native" => format!("{answer} {mode}"),
+        _ => answer,
     };
     Row { case: case.to_owned(), expect, answer, s3, conversation, pass: answer_ok && s3_ok && conv_ok }
 }
@@ -239,10 +256,15 @@ async fn open_messaging_case(case: &str, failures: usize, expect: Expect) -> Row
     };
     let answer_ok = match expect {
         Expect::Delivered => reply.status == 201,
+        Expect::Link => false,
+        Expect::Kept(error) => {
+            reply.status == 201 && body["delivery"]["mode"] == "none" && body["delivery"]["error"] == error
+        }
         Expect::Refused(s, c) => reply.status == s && body["error"]["code"] == c,
         Expect::Nothing => true,
     };
-    let s3_ok = row.s3 == "object identical" || (expect != Expect::Delivered && row.s3 == "nothing");
+    let kept = matches!(expect, Expect::Delivered | Expect::Kept(_));
+    let s3_ok = if kept { row.s3 == "object identical" } else { row.s3 == "nothing" };
     row.conversation = text;
     row.pass = answer_ok && ok && s3_ok;
     h.finish().await;
@@ -352,7 +374,7 @@ async fn fault_matrix() {
         genesys_case(
             "Genesys UploadFailureEvent",
             Faults { fail_uploads: 5, ..Faults::default() },
-            Expect::Refused(502, "genesys_unavailable"),
+            Expect::Link,
         )
         .await,
     );
@@ -384,7 +406,7 @@ async fn fault_matrix() {
         genesys_case(
             "presigned PUT failing always (403)",
             Faults { refuse_uploads: 50, ..Faults::default() },
-            Expect::Refused(502, "genesys_unavailable"),
+            Expect::Link,
         )
         .await,
     );
@@ -392,12 +414,8 @@ async fn fault_matrix() {
         open_messaging_case("token endpoint failing twice (Open Messaging)", 2, Expect::Delivered).await,
     );
     rows.push(
-        open_messaging_case(
-            "token endpoint down (Open Messaging)",
-            100,
-            Expect::Refused(502, "genesys_unavailable"),
-        )
-        .await,
+        open_messaging_case("token endpoint down (Open Messaging)", 100, Expect::Kept("genesys_unavailable"))
+            .await,
     );
     for (name, fraction) in [
         ("client disconnect at 0%", 0.0),
@@ -417,6 +435,8 @@ async fn fault_matrix() {
     for row in &rows {
         let expected = match row.expect {
             Expect::Delivered => "201, stored, delivered once".to_owned(),
+            Expect::Link => "201 link, stored, one link message".to_owned(),
+            Expect::Kept(error) => format!("201 none ({error}), stored"),
             Expect::Refused(s, c) => format!("{s} {c}, nothing kept"),
             Expect::Nothing => "nothing kept".to_owned(),
         };

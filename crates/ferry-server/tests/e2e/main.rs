@@ -12,6 +12,7 @@
 
 mod crash;
 mod delivery;
+mod delivery_fallback;
 mod faults;
 mod harness;
 mod hostile;

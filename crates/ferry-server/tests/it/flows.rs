@@ -240,20 +240,24 @@ async fn open_messaging_deployments_deliver_the_signed_link() {
         PlatformEmulator::start(PlatformConfig::with_client("om-client", "om-secret")).await.unwrap();
     let (login, api) = (platform.login_url(), platform.api_url());
     let ferry = Ferry::start_with(|c| {
-        c.deployments.insert(
-            "om-channel".into(),
-            ferry_server::config::Deployment {
-                delivery: ferry_server::config::DeliveryPreference::OpenMessaging,
-                open_messaging: Some(ferry_server::config::OpenMessagingSettings {
-                    integration_id: "integration-1".into(),
-                    client_id: "om-client".into(),
-                    client_secret: "om-secret".into(),
-                    api_url: Some(api),
-                    login_url: Some(login),
-                }),
-                ..Default::default()
-            },
-        );
+        // The same integration twice: with the default attachment cap, and with a 1 MiB one.
+        for (id, cap) in [("om-channel", None), ("om-capped", Some(1 << 20))] {
+            c.deployments.insert(
+                id.into(),
+                ferry_server::config::Deployment {
+                    delivery: ferry_server::config::DeliveryPreference::OpenMessaging,
+                    open_messaging: Some(ferry_server::config::OpenMessagingSettings {
+                        integration_id: "integration-1".into(),
+                        client_id: "om-client".into(),
+                        client_secret: "om-secret".into(),
+                        api_url: Some(api.clone()),
+                        login_url: Some(login.clone()),
+                        max_attachment_bytes: cap,
+                    }),
+                    ..Default::default()
+                },
+            );
+        }
     })
     .await;
     let data = random_bytes(3 << 20, 21);
@@ -275,6 +279,7 @@ async fn open_messaging_deployments_deliver_the_signed_link() {
     assert_eq!(response.status(), 201);
     let r: Value = response.json().await.unwrap();
     assert_eq!(r["delivery"]["mode"], "open-messaging", "{r}");
+    assert_eq!(r["delivery"]["asLink"], false, "{r}");
     let messages = platform.state().open_messages();
     assert_eq!(messages.len(), 1);
     let message = &messages[0];
@@ -302,6 +307,34 @@ async fn open_messaging_deployments_deliver_the_signed_link() {
         .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(ferry.stored_keys().await.len(), 1);
+
+    // Over the deployment's attachment cap: a text message carrying the signed link, nothing for
+    // Genesys to fetch (it would refuse it later, as a receipt).
+    let ticket = ferry.ticket(|c| {
+        c.dep = "om-capped".into();
+        c.from = Some("customer-7".into());
+    });
+    let response = ferry
+        .http
+        .post(format!("{}/v1/uploads", ferry.url))
+        .header("Authorization", format!("Ferry-Ticket {ticket}"))
+        .header("Content-Type", "application/octet-stream")
+        .header("X-File-Name", "big-scan.bin")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let r: Value = response.json().await.unwrap();
+    assert_eq!(r["delivery"]["mode"], "open-messaging", "{r}");
+    assert_eq!(r["delivery"]["asLink"], true, "{r}");
+    let messages = platform.state().open_messages();
+    assert_eq!(messages.len(), 2, "one more message");
+    let text = messages[1].body["text"].as_str().unwrap_or_default();
+    let link = r["downloadUrl"].as_str().unwrap();
+    assert!(text.starts_with("big-scan.bin (3 MB): ") && text.ends_with(link), "{text}");
+    assert!(messages[1].body.get("content").is_none() && messages[1].attachments.is_empty());
+    assert_eq!(ferry.stored_keys().await.len(), 2, "the file is stored all the same");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
