@@ -179,6 +179,8 @@ pub struct OpenMessagingSettings {
     pub api_url: Option<String>,
     /// Login override (`https://login.E` by default).
     pub login_url: Option<String>,
+    /// Files above this many bytes go as a text message with the link (default 25,000,000).
+    pub max_attachment_bytes: Option<u64>,
 }
 
 /// One Genesys deployment.
