@@ -17,6 +17,7 @@ mod faults;
 mod harness;
 mod hostile;
 mod lifecycle;
+mod proxy;
 mod refusals;
 mod tickets;
 
