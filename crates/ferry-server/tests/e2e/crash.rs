@@ -21,9 +21,16 @@ async fn a_killed_ferrys_multipart_upload_is_reaped_after_a_restart() {
     assert_eq!(h.pending_uploads().await, 1, "the killed ferry's upload is still there");
     assert_eq!(h.metric("ferry_reaped_uploads_total").await, 0);
 
-    // Restarted with a 1-second age, the reaper aborts it at start-up.
+    // Restarted with a 1-second age, the reaper aborts it at start-up (the age is never under
+    // max_upload_secs + reap_margin_secs, which another replica could still be writing for: both
+    // short here).
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    h.crash_and_restart(&[("FERRY_REAP_AFTER_SECS", "1".into())]).await;
+    let short = [
+        ("FERRY_REAP_AFTER_SECS", "1".into()),
+        ("FERRY_MAX_UPLOAD_SECS", "1".into()),
+        ("FERRY_REAP_MARGIN_SECS", "0".into()),
+    ];
+    h.crash_and_restart(&short).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     while h.pending_uploads().await > 0 {
         assert!(Instant::now() < deadline, "the reaper did not abort the stale upload\n{}", h.ferry.log());

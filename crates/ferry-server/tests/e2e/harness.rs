@@ -143,10 +143,26 @@ impl Harness {
         curl(&all, stdin).await
     }
 
-    /// Keys in the bucket.
+    /// Keys in the bucket, but for used-ticket markers (`ferry/.tickets/…`, bookkeeping).
     pub(crate) async fn keys(&self) -> Vec<String> {
+        self.all_keys().await.into_iter().filter(|k| !k.starts_with("ferry/.tickets/")).collect()
+    }
+
+    /// Every key in the bucket, used-ticket markers too.
+    pub(crate) async fn all_keys(&self) -> Vec<String> {
         let out = self.s3.list_objects_v2().bucket(&self.bucket).send().await.expect("ListObjectsV2");
         out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+    }
+
+    /// Another `ferry serve` on the same bucket and emulator (a replica), with the same settings
+    /// plus `extra`, ready.
+    pub(crate) async fn start_replica(&self, name: &str, extra: &[(&'static str, String)]) -> Ferry {
+        let mut env = self.env.clone();
+        for (k, v) in extra {
+            env.retain(|(key, _)| key != k);
+            env.push((*k, v.clone()));
+        }
+        spawn(&env, &self.dir.path().join(format!("ferry-{name}.log"))).await
     }
 
     /// An object's bytes.
@@ -231,7 +247,7 @@ impl Harness {
         ] {
             assert!(!log.contains(secret), "ferry's log contains {what}:\n{log}");
         }
-        for key in self.keys().await {
+        for key in self.all_keys().await {
             let _ = self.s3.delete_object().bucket(&self.bucket).key(key).send().await;
         }
         let _ = self.s3.delete_bucket().bucket(&self.bucket).send().await;

@@ -19,6 +19,7 @@ mod hostile;
 mod lifecycle;
 mod proxy;
 mod refusals;
+mod replicas;
 mod tickets;
 
 /// `&str`s to the `String`s curl is given.
