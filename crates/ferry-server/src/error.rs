@@ -97,6 +97,9 @@ error_codes! {
     StorageMisconfigured = "storage_misconfigured", INTERNAL_SERVER_ERROR;
     /// Genesys refuses a setting of ferry's (credentials, origin, integration): the operator's to fix.
     GenesysMisconfigured = "genesys_misconfigured", INTERNAL_SERVER_ERROR;
+    /// Genesys refused ferry's WebSocket connection (401/403 on the upgrade): the deployment's
+    /// `origin` setting (or its id) is not one Genesys accepts.
+    GenesysOriginRefused = "genesys_origin_refused", INTERNAL_SERVER_ERROR;
     /// Genesys could not be reached or refused the delivery.
     GenesysUnavailable = "genesys_unavailable", BAD_GATEWAY;
     /// S3 failed.
@@ -272,6 +275,13 @@ impl From<ferry_genesys::Error> for AppError {
                     "Genesys refused this session: it has expired, or all its connections are in use",
                 )
             }
+            (G::HandshakeRejected { status: 401 | 403 }, _) => {
+                tracing::error!(%error, "Genesys refused the WebSocket Origin (deployments.<id>.origin)");
+                Self::new(
+                    ErrorCode::GenesysOriginRefused,
+                    "Genesys refused ferry's connection for this deployment: check its `origin` setting",
+                )
+            }
             (_, Fault::Configuration) => {
                 tracing::error!(%error, "Genesys refused ferry's settings");
                 Self::new(
@@ -355,7 +365,13 @@ mod tests {
         let refused = AppError::from(ferry_genesys::Error::SessionLimitReached);
         assert_eq!((refused.status(), refused.code()), (StatusCode::FORBIDDEN, ErrorCode::SessionRefused));
         let origin = AppError::from(ferry_genesys::Error::HandshakeRejected { status: 403 });
-        assert_eq!(origin.code(), ErrorCode::GenesysMisconfigured);
+        assert_eq!(
+            (origin.status(), origin.code()),
+            (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::GenesysOriginRefused)
+        );
+        assert!(origin.message().contains("`origin`"), "the message names the setting");
+        let unknown_deployment = AppError::from(ferry_genesys::Error::HandshakeRejected { status: 404 });
+        assert_eq!(unknown_deployment.code(), ErrorCode::GenesysMisconfigured);
         let gone = AppError::from(ferry_genesys::Error::UploadRejected { status: 403 });
         assert_eq!((gone.status(), gone.code()), (StatusCode::BAD_GATEWAY, ErrorCode::GenesysUnavailable));
         let unknown = AppError::from(ferry_genesys::Error::SessionNotFound);

@@ -64,7 +64,7 @@ pub(crate) enum Delivered {
     Undelivered {
         /// A stable code: `conversation_closed`, `unknown_session`, `session_refused`,
         /// `session_ended`, `delivery_unconfirmed`, `genesys_rate_limited`, `genesys_misconfigured`,
-        /// `genesys_unavailable`.
+        /// `genesys_origin_refused`, `genesys_unavailable`.
         error: &'static str,
         /// What happened, for people.
         message: String,
@@ -396,7 +396,7 @@ mod tests {
                 GenesysError::RateLimited { retry_after: std::time::Duration::from_secs(1) },
                 "genesys_rate_limited",
             ),
-            (GenesysError::HandshakeRejected { status: 403 }, "genesys_misconfigured"),
+            (GenesysError::HandshakeRejected { status: 403 }, "genesys_origin_refused"),
             (GenesysError::HandshakeRejected { status: 503 }, "genesys_unavailable"),
         ];
         for (error, code) in cases {
