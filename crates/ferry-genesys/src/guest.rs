@@ -14,13 +14,14 @@
 //! The module is split by concern: [`GuestConfig`] (`config`), the values it takes and returns
 //! (`types`), [`GuestClient`] (`client`: connecting, `configureSession`, rate-limit waits),
 //! [`GuestSession`] (`session`: the actions), its recovery of dropped sockets (`recovery`), the
-//! socket driver (`connection`), the upload body (`body`) and why a native delivery failed
-//! ([`NativeFailure`], `outcome`).
+//! socket driver (`connection`), the upload body (`body`), why a native delivery failed
+//! ([`NativeFailure`], `outcome`) and the look-up of ferry's own message (`lookup`).
 
 mod body;
 mod client;
 mod config;
 mod connection;
+mod lookup;
 mod outcome;
 mod recovery;
 mod routing;
@@ -30,6 +31,7 @@ mod types;
 pub use body::{ByteStream, UploadBody};
 pub use client::GuestClient;
 pub use config::GuestConfig;
+pub use lookup::FoundMessage;
 pub use outcome::{NativeFailure, NativeStep, SessionEnd};
 pub use session::GuestSession;
 pub use types::{

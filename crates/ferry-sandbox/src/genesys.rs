@@ -26,6 +26,8 @@
 //!   where the official fixtures have none, or everywhere ([`TracingIds`]).
 //! - `GET /webdeployments/v1/deployments/{id}/config.json` serves the deployment's public
 //!   configuration (`messenger.fileUpload.enableAttachments` and `modes[]`).
+//! - `GET /api/v2/webmessaging/messages` with a guest JWT from `getJwt` lists the session's
+//!   messages (newest first, `pageSize`/`pageNumber`) with their custom attributes.
 //! - `GET /__sandbox/conversations` lists sessions (token shortened), attachments (name, size,
 //!   SHA-256) and messages, plus violations. [`EmulatorState`] offers the same to Rust.
 //!

@@ -13,6 +13,10 @@ pub struct GuestConfig {
     pub web_messaging_url: Url,
     /// The `Origin` header to send, when the deployment restricts origins. Default: none.
     pub origin: Option<String>,
+    /// The platform REST base (`https://api.E`) for the guest REST API (looking up ferry's own
+    /// messages with a guest JWT). Default: none from [`GuestConfig::new`], the environment's
+    /// from [`GuestConfig::for_endpoints`].
+    pub api_url: Option<Url>,
     /// Opening the WebSocket. Default 10 s.
     pub connect_timeout: Duration,
     /// Waiting for the response to one request. Default 30 s.
@@ -40,6 +44,7 @@ impl GuestConfig {
         Self {
             web_messaging_url,
             origin: None,
+            api_url: None,
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(30),
             upload_timeout: Duration::from_secs(3600),
@@ -69,7 +74,7 @@ impl GuestConfig {
 
     /// Defaults for an environment's endpoints.
     pub fn for_endpoints(endpoints: &GenesysEndpoints) -> Self {
-        Self::new(endpoints.web_messaging.clone())
+        Self { api_url: Some(endpoints.api.clone()), ..Self::new(endpoints.web_messaging.clone()) }
     }
 
     pub(super) fn validate(&self) -> Result<(), Error> {

@@ -137,6 +137,7 @@ async fn session_with(faults: Faults) -> (GenesysEmulator, String, ferry_genesys
     c.upload_event_timeout = Duration::from_millis(700);
     c.upload_retry.max_attempts = 1;
     c.reconnect_retry.initial_delay = Duration::from_millis(10);
+    c.api_url = Some(Url::parse(&emu.base_url()).unwrap());
     let session = GuestClient::new(c).unwrap().connect(DEP, &SessionToken::new(&raw)).await.unwrap();
     (emu, raw, session)
 }
@@ -193,6 +194,21 @@ async fn a_message_whose_echo_is_lost_is_unconfirmed_and_not_resent() {
     assert_eq!(err.native_failure(), NativeFailure::Unconfirmed, "{err:?}");
     let conv = emu.conversation(&raw).unwrap();
     assert_eq!(conv.messages.len(), 1, "it arrived, once");
+
+    // Never twice: the guest REST API shows it (after a reconnect for the JWT), so nothing is re-sent.
+    let found = session.find_own_message("f-1", 100).await.unwrap().expect("ferry's message is found");
+    assert_eq!(found.message_id.as_deref(), Some(conv.messages[0].id.as_str()));
+    assert_eq!(found.attachment_ids, conv.messages[0].attachment_ids);
+    assert_eq!(session.find_own_message("f-2", 100).await.unwrap(), None);
+    // Many messages later it is still found on a later page, and not beyond the look-back.
+    for i in 0..30 {
+        session
+            .send_link(&meta(&format!("other-{i}"), &bytes), "https://ferry.example/o", None)
+            .await
+            .unwrap();
+    }
+    assert!(session.find_own_message("f-1", 50).await.unwrap().is_some());
+    assert_eq!(session.find_own_message("f-1", 25).await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -59,6 +59,7 @@ impl EmulatorState {
                 let exp =
                     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + inner.jwt_lifetime;
                 let jwt = format!("emulator.{}.signature", uuid::Uuid::new_v4().simple());
+                inner.jwts.insert(jwt.clone(), token.clone());
                 let body = json!({"jwt": jwt, "exp": exp.as_secs()});
                 inner.send(conn, frame("response", "JwtResponse", 200, body, tid));
             }

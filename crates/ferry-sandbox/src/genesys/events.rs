@@ -37,6 +37,36 @@ impl EmulatorState {
         inner.fan_out(token, &end_frame(end), None);
     }
 
+    /// The guest REST `GET /api/v2/webmessaging/messages` for the bearer `jwt`: the session's
+    /// messages, newest first, one page. `None` for an unknown JWT.
+    pub(crate) fn guest_messages(&self, jwt: &str, page_size: usize, page_number: usize) -> Option<Value> {
+        let inner = self.lock();
+        let token = inner.jwts.get(jwt)?;
+        let session = inner.sessions.get(token)?;
+        let total = session.messages.len();
+        let page_size = page_size.clamp(1, 100);
+        let entities: Vec<Value> = session
+            .messages
+            .iter()
+            .rev()
+            .skip(page_size.saturating_mul(page_number.max(1) - 1))
+            .take(page_size)
+            .map(|m| {
+                let content: Vec<Value> = m
+                    .attachment_ids
+                    .iter()
+                    .map(|id| json!({"contentType": "Attachment", "attachment": {"id": id, "mediaType": "File"}}))
+                    .collect();
+                json!({"id": m.id, "type": "Text", "text": m.text, "direction": "Inbound",
+                       "originatingEntity": "Human", "content": content,
+                       "channel": {"platform": "Genesys", "type": "Private",
+                                   "metadata": {"customAttributes": m.custom_attributes}}})
+            })
+            .collect();
+        Some(json!({"entities": entities, "pageSize": page_size, "pageNumber": page_number.max(1),
+                    "total": total, "pageCount": total.div_ceil(page_size)}))
+    }
+
     /// The public `config.json` of a deployment, if it exists.
     pub(crate) fn deployment_config(&self, id: &str) -> Option<Value> {
         self.lock().deployments.get(id).map(deployment_config)

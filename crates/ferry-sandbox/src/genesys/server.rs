@@ -22,6 +22,7 @@ pub(crate) fn router(state: EmulatorState) -> axum::Router {
         .route("/__downloads/{key}", get(download))
         .route("/__sandbox/conversations", get(inspect))
         .route("/webdeployments/v1/deployments/{id}/config.json", get(deployment_config))
+        .route("/api/v2/webmessaging/messages", get(guest_messages))
         .with_state(state)
 }
 
@@ -180,6 +181,37 @@ async fn deployment_config(State(state): State<EmulatorState>, Path(id): Path<St
     match state.deployment_config(&id) {
         Some(config) => Json(config).into_response(),
         None => (StatusCode::NOT_FOUND, Json(serde_json::json!({"message": "deployment not found"})))
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Paging {
+    page_size: Option<usize>,
+    page_number: Option<usize>,
+}
+
+async fn guest_messages(
+    State(state): State<EmulatorState>,
+    Query(paging): Query<Paging>,
+    headers: HeaderMap,
+) -> Response {
+    let jwt = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, jwt)| jwt.trim().to_owned())
+        .unwrap_or_default();
+    match state.guest_messages(&jwt, paging.page_size.unwrap_or(25), paging.page_number.unwrap_or(1)) {
+        Some(page) => Json(page).into_response(),
+        None => (
+            StatusCode::UNAUTHORIZED,
+            Json(
+                serde_json::json!({"message": "Invalid guest JWT", "code": "bad.credentials", "status": 401}),
+            ),
+        )
             .into_response(),
     }
 }

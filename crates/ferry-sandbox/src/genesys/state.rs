@@ -93,6 +93,8 @@ pub(super) struct Inner {
     pub(super) conns: HashMap<ConnId, Conn>,
     pub(super) next_conn: ConnId,
     pub(super) uploads: HashMap<String, (String, String)>,
+    /// Guest JWTs handed out by `getJwt`, to their token.
+    pub(super) jwts: HashMap<String, String>,
     pub(super) downloads: HashMap<String, (String, String)>,
     pub(super) violations: Vec<String>,
 }
@@ -181,6 +183,7 @@ impl EmulatorState {
             conns: HashMap::new(),
             next_conn: 1,
             uploads: HashMap::new(),
+            jwts: HashMap::new(),
             downloads: HashMap::new(),
             violations: Vec::new(),
         };
