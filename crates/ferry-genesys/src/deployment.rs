@@ -100,6 +100,9 @@ impl DeploymentConfig {
     }
 }
 
+/// Each deployment's document and when it was fetched.
+type Cache = HashMap<String, (Instant, Arc<DeploymentConfig>)>;
+
 /// Fetches deployments' `config.json` and caches them. Cheap to clone; clones share the cache.
 #[derive(Debug, Clone)]
 pub struct DeploymentConfigClient {
@@ -107,7 +110,7 @@ pub struct DeploymentConfigClient {
     ttl: Duration,
     timeout: Duration,
     http: reqwest::Client,
-    cache: Arc<Mutex<HashMap<String, (Instant, Arc<DeploymentConfig>)>>>,
+    cache: Arc<Mutex<Cache>>,
 }
 
 impl DeploymentConfigClient {
@@ -161,7 +164,7 @@ impl DeploymentConfigClient {
         self.lock().remove(deployment_id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<DeploymentConfig>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
