@@ -1,4 +1,5 @@
 //! Integration tests of the sandbox servers.
 
 mod genesys;
+mod genesys_fixtures;
 mod platform;
