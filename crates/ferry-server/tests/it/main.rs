@@ -7,5 +7,6 @@ mod budget;
 mod flows;
 mod fuzz_link;
 mod fuzz_multipart;
+mod keys;
 mod ops;
 mod validation;
