@@ -79,6 +79,8 @@ error_codes! {
     InvalidLink = "invalid_link", FORBIDDEN;
     /// Genesys refused the caller's session: it expired, or its connections are all in use.
     SessionRefused = "session_refused", FORBIDDEN;
+    /// The deployment does not take uploads from guest sessions (`guests.uploads = false`).
+    GuestUploadsDisabled = "guest_uploads_disabled", FORBIDDEN;
     /// The body stalled.
     BodyTimeout = "body_timeout", REQUEST_TIMEOUT;
     /// The body arrives slower than the minimum rate.
@@ -93,6 +95,14 @@ error_codes! {
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     /// The bytes do not match the declared digest.
     ChecksumMismatch = "checksum_mismatch", UNPROCESSABLE_ENTITY;
+    /// Too many upload requests from one client address.
+    RateLimited = "rate_limited", TOO_MANY_REQUESTS;
+    /// A guest session is over a quota: uploads or bytes per hour, or uploads at once.
+    GuestQuotaExceeded = "guest_quota_exceeded", TOO_MANY_REQUESTS;
+    /// Too many guest sessions are being checked with Genesys for the deployment.
+    SessionChecksLimited = "session_checks_limited", TOO_MANY_REQUESTS;
+    /// The request's headers are larger than ferry accepts.
+    HeadersTooLarge = "headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE;
     /// The storage is misconfigured (no such bucket, access denied): the operator's to fix.
     StorageMisconfigured = "storage_misconfigured", INTERNAL_SERVER_ERROR;
     /// Genesys refuses a setting of ferry's (credentials, origin, integration): the operator's to fix.

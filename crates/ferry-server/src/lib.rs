@@ -25,6 +25,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod admission;
 pub mod app;
 pub mod body;
 pub mod cli;

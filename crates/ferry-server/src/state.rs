@@ -44,6 +44,8 @@ pub struct Inner {
     /// Uploads whose body is all in, completing and delivering in tasks of their own (a client
     /// that hangs up then does not cancel them); shutdown waits for them.
     pub completions: tokio_util::task::TaskTracker,
+    /// Admission: per-client limits, guest quotas, the session-check cache and limits.
+    pub admission: crate::admission::Admission,
     /// Readiness (draining, the cached bucket check).
     pub health: crate::admin::Health,
 }
@@ -133,6 +135,7 @@ impl AppState {
             links,
             tickets,
             completions: tokio_util::task::TaskTracker::new(),
+            admission: crate::admission::Admission::new(&config.admission, config.deployments.keys()),
             health: crate::admin::Health::new(std::time::Duration::from_secs(config.ops.ready_cache_secs)),
             config,
         })))

@@ -53,6 +53,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Logs as JSON lines.
     pub log_json: bool,
+    /// Admission: per-client rate limits and the limits on Genesys session checks (`[admission]`).
+    pub admission: crate::admission::AdmissionSettings,
     /// Operations: the admin listener and readiness (`[ops]`).
     pub ops: crate::admin::OpsSettings,
 }
@@ -74,6 +76,7 @@ impl Default for Config {
             deployments: BTreeMap::new(),
             cors_origins: Vec::new(),
             log_json: false,
+            admission: crate::admission::AdmissionSettings::default(),
             ops: crate::admin::OpsSettings::default(),
         }
     }

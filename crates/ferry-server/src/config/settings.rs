@@ -195,6 +195,8 @@ pub struct Deployment {
     pub origin: Option<String>,
     /// Native-or-link preference.
     pub delivery: DeliveryPreference,
+    /// Guest sessions: on/off, size limit and quotas (`[deployments.<id>.guests]`).
+    pub guests: crate::admission::GuestSettings,
     /// Accept files whose content is a program (PE, ELF, Mach-O, MSI, LNK, shebang scripts) when
     /// declared as such; refused by default, and always refused under another declared type.
     pub allow_executables: bool,

@@ -1,7 +1,9 @@
-//! Who is uploading, as the request proves it: a guest session (custom clients; checked with
-//! Genesys before the body is read) or an upload ticket (stock Messenger pages; checked at once,
-//! used up only when the upload really starts).
+//! Who is uploading, as the request proves it: a guest session (custom clients; an anonymous
+//! user, held to the deployment's guest settings and quotas, and checked with Genesys after every
+//! local check and before the body is read) or an upload ticket (stock Messenger pages; checked at
+//! once, used up only when the upload really starts).
 
+use crate::admission::GuestPass;
 use crate::error::{AppError, ErrorCode};
 use crate::state::{AppState, Destination};
 use crate::tickets::Claims;
@@ -35,7 +37,8 @@ impl Caller {
     pub(crate) fn max_size(&self, destination: &Destination) -> u64 {
         match self {
             Self::Ticket(Claims { max: Some(max), .. }) => destination.max_file_size.min(*max),
-            _ => destination.max_file_size,
+            Self::Ticket(_) => destination.max_file_size,
+            Self::Guest { .. } => destination.max_file_size.min(destination.settings.guests.max_file_size),
         }
     }
 
@@ -100,13 +103,48 @@ pub(crate) fn destination(
     })
 }
 
-/// A guest session is checked with Genesys before a byte of the body is read; the connection is
-/// closed again at once (a token allows only three).
-pub(crate) async fn check_session(caller: &Caller, destination: &Destination) -> Result<(), AppError> {
-    if let Caller::Guest { deployment, token } = caller {
-        destination.guest.validate(deployment, token).await?;
+/// A guest session is checked with Genesys before a byte of the body is read, and only after
+/// every local check; the connection is closed again at once (a token allows only three). A check
+/// that succeeded recently is not repeated; checks are limited per deployment by a rate and by a
+/// cap on checks in flight, so a flood of fresh tokens costs Genesys little.
+pub(crate) async fn check_session(
+    state: &AppState,
+    caller: &Caller,
+    destination: &Destination,
+) -> Result<(), AppError> {
+    let Caller::Guest { deployment, token } = caller else { return Ok(()) };
+    let admission = &state.admission;
+    if admission.session_known(deployment, token.expose()) {
+        return Ok(());
     }
+    let _slot = admission.session_check_slot(deployment)?;
+    destination.guest.validate(deployment, token).await?;
+    admission.remember_session(deployment, token.expose());
     Ok(())
+}
+
+/// A guest's standing before the session check: guest uploads are on for the deployment and the
+/// session's quotas leave room for `charge` more bytes. Tickets pass.
+pub(crate) fn check_guest(
+    state: &AppState,
+    caller: &Caller,
+    destination: &Destination,
+    charge: u64,
+) -> Result<(), AppError> {
+    let Caller::Guest { deployment, token } = caller else { return Ok(()) };
+    state.admission.check_guest(deployment, token.expose(), &destination.settings.guests, charge)
+}
+
+/// Records a guest's upload against its session's quotas (checked again); `None` for a ticket.
+pub(crate) fn reserve_guest(
+    state: &AppState,
+    caller: &Caller,
+    destination: &Destination,
+    charge: u64,
+) -> Result<Option<GuestPass>, AppError> {
+    let Caller::Guest { deployment, token } = caller else { return Ok(None) };
+    let guests = &destination.settings.guests;
+    state.admission.reserve_guest(deployment, token.expose(), guests, charge).map(Some)
 }
 
 /// Uses a ticket up: called only once the upload really starts, so that a refusal before (wrong

@@ -185,6 +185,29 @@ pub(crate) struct TypePolicy {
     allowed: Vec<String>,
     blocked_extensions: Vec<String>,
     ticket_types: Option<Vec<String>>,
+    allow_executables: bool,
+}
+
+/// Declared types that name a program, besides the ones [`sniff::sniff`] answers.
+const EXECUTABLE_TYPES: &[&str] = &[
+    "application/x-dosexec",
+    "application/x-msdos-program",
+    "application/vnd.microsoft.portable-executable",
+    "application/x-ms-installer",
+    "application/x-msinstaller",
+    "application/x-elf",
+    "application/x-sharedlib",
+    "application/x-pie-executable",
+    "application/x-sh",
+    "application/x-csh",
+    "application/x-shellscript",
+    "text/x-sh",
+    "application/x-ms-application",
+];
+
+fn names_a_program(mime: &str) -> bool {
+    let mime = mime.to_ascii_lowercase();
+    sniff::is_executable(&mime) || EXECUTABLE_TYPES.contains(&mime.as_str())
 }
 
 impl TypePolicy {
@@ -194,7 +217,22 @@ impl TypePolicy {
             allowed: limits.allowed_types.clone(),
             blocked_extensions: limits.blocked_extensions.clone(),
             ticket_types: ticket_types.map(<[String]>::to_vec),
+            allow_executables: false,
         }
+    }
+
+    /// Whether programs are accepted when declared as such (a deployment's `allow_executables`).
+    #[must_use]
+    pub(crate) fn with_executables(mut self, allowed: bool) -> Self {
+        self.allow_executables = allowed;
+        self
+    }
+
+    fn refuse_program(&self, mime: &str) -> Result<(), AppError> {
+        if !self.allow_executables && names_a_program(mime) {
+            return Err(unsupported(format!("programs ({mime}) are not accepted")));
+        }
+        Ok(())
     }
 
     /// Checks what was declared, before the body is read.
@@ -209,6 +247,7 @@ impl TypePolicy {
         {
             return Err(unsupported("the content type is not a MIME type".into()));
         }
+        self.refuse_program(mime)?;
         self.check_type(mime)
     }
 
@@ -232,9 +271,29 @@ impl TypePolicy {
             }
             return Ok(());
         };
+        self.check_sniffed(declared_type, sniffed)
+    }
+
+    /// Checks what the content was sniffed as: it must agree with the declared type, and a
+    /// program is refused whatever it is declared as unless the deployment allows programs.
+    fn check_sniffed(&self, declared_type: &str, sniffed: &str) -> Result<(), AppError> {
+        if sniff::is_executable(sniffed) && !self.allow_executables {
+            return Err(unsupported(format!(
+                "the content is a program ({sniffed}); programs are not accepted"
+            )));
+        }
         if !sniff::consistent(declared_type, sniffed) {
             return Err(unsupported(format!("the content is {sniffed}, not {declared_type}")));
         }
         self.check_type(sniffed)
+    }
+
+    /// Checks the whole stream's last verdict ([`sniff::Sniffer::verdict`]) at its end, before the
+    /// upload completes: a Windows Installer found by its CLSID, wherever its directory lies.
+    pub(crate) fn check_verdict(&self, declared_type: &str, verdict: Option<&str>) -> Result<(), AppError> {
+        match verdict {
+            Some(installer @ "application/x-msi") => self.check_sniffed(declared_type, installer),
+            _ => Ok(()),
+        }
     }
 }

@@ -131,6 +131,8 @@ struct Reader {
     min_bytes_per_sec: u64,
     received: u64,
     head: Option<Vec<u8>>,
+    /// Watches the whole stream (a Windows Installer is known only by its directory).
+    sniffer: sniff::Sniffer,
     policy: TypePolicy,
     content_type: String,
     ended: bool,
@@ -154,6 +156,7 @@ impl Reader {
             min_bytes_per_sec: limits.min_bytes_per_sec,
             received: 0,
             head: Some(Vec::with_capacity(sniff::SNIFF_LEN)),
+            sniffer: sniff::Sniffer::new(),
             policy,
             content_type,
             ended: false,
@@ -183,6 +186,10 @@ impl Reader {
             }
             None => {
                 self.ended = true;
+                // The whole stream's verdict, before the upload may complete.
+                if let Err(refused) = self.policy.check_verdict(&self.content_type, self.sniffer.verdict()) {
+                    return Some(Err(refused));
+                }
                 // A file shorter than the sniffing window is judged on what there is.
                 let head = self.head.take()?;
                 self.policy.check_content(&self.content_type, &head).err().map(Err)
@@ -192,6 +199,7 @@ impl Reader {
     }
 
     fn check(&mut self, bytes: Bytes) -> Result<Bytes, AppError> {
+        self.sniffer.feed(&bytes);
         if let Some(head) = &mut self.head {
             let take = (sniff::SNIFF_LEN - head.len()).min(bytes.len());
             head.extend_from_slice(&bytes[..take]);

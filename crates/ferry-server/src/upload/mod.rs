@@ -1,9 +1,10 @@
 //! `POST /v1/uploads`: one upload, streamed from the request body through the chunker into S3,
 //! then into the conversation.
 //!
-//! Order matters, so that nothing is half-done. In the request: authorise ([`auth`]: a guest
-//! session checked with Genesys, or a ticket) and read what the headers declare ([`declared`])
-//! before reading a byte; wait for the body's first bytes, then reserve the memory budget; read the
+//! Order matters, so that nothing is half-done and nothing costly is spent on a request a local
+//! check refuses. In the request: authorise ([`auth`]: a guest session or a ticket), read what the
+//! headers declare ([`declared`]: deployment, size, name, type), and only then check a guest
+//! session with Genesys, all before reading a byte; wait for the body's first bytes, then reserve the memory budget; read the
 //! body ([`form`]) and hand the file's bytes to the upload's own task. In that task, tracked by
 //! `AppState::completions`: store ([`ingest`]: sniffed, size-limited, digests compared before
 //! completing), release the memory budget once the part buffers are gone, deliver ([`deliver`]),
@@ -19,6 +20,7 @@ mod form;
 mod ingest;
 mod reference;
 
+use crate::admission::ClientAddr;
 use crate::body::BodyError;
 use crate::error::{AppError, ErrorCode};
 use crate::request_id::ReqId;
@@ -65,16 +67,19 @@ pub async fn upload(State(state): State<AppState>, ReqId(request_id): ReqId, req
 async fn handle(state: &AppState, request: Request) -> Result<AttachmentReference, AppError> {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
+    let peer = parts.extensions.get::<ClientAddr>().copied();
+    state.admission.check_client(state.admission.client_ip(headers, peer))?;
     let caller = auth::authorise(state, headers)?;
     let destination = auth::destination(state, &caller)?;
+    auth::check_guest(state, &caller, &destination, 0)?;
     deliver::precheck(&destination, &caller)?;
     let conversation_id = reference::conversation_id_from_query(parts.uri.query())?;
     let max_size = caller.max_size(&destination);
     let framing = Framing::from_headers(headers, max_size)?;
     let digests = Digests::from_headers(headers)?;
-    auth::check_session(&caller, &destination).await?;
     // A raw upload's name and type are in its headers: check them before anything else is spent.
-    let policy = TypePolicy::new(&state.config.limits, caller.ticket_types());
+    let policy = TypePolicy::new(&state.config.limits, caller.ticket_types())
+        .with_executables(destination.settings.allow_executables);
     let raw = if framing.is_form() {
         None
     } else {
@@ -83,6 +88,10 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
         Some(declared)
     };
     let boundary = framing.boundary()?;
+    // A guest's quotas, then, every local check passed, its session with Genesys.
+    let charge = framing.len.unwrap_or(0);
+    auth::check_guest(state, &caller, &destination, charge)?;
+    auth::check_session(state, &caller, &destination).await?;
 
     // Nothing is reserved for a client that has not started sending: wait for its first bytes.
     let mut body = body.into_data_stream().map_err(BodyError::from_http).peekable();
@@ -95,6 +104,8 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
         AppError::new(ErrorCode::ServerBusy, "too many uploads in progress; try again shortly").retry_after(5)
     })?;
     auth::use_ticket(state, &caller).await?;
+    // Held while this request waits for its upload; a body of unknown length is charged at the end.
+    let guest_pass = auth::reserve_guest(state, &caller, &destination, charge)?;
 
     // From here the upload runs in a task of its own, fed by this request.
     let (feed, inbox) = ingest::channel();
@@ -142,11 +153,17 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
             return Err(error);
         }
     };
-    done.map_err(|e| {
+    let reference = done.map_err(|e| {
         // Only a panic in the task gets here (nothing aborts it).
         tracing::error!(error = %e, "an upload's task failed");
         AppError::new(ErrorCode::StorageUnavailable, "the upload could not be completed")
-    })?
+    })??;
+    if let Some(pass) = guest_pass
+        && charge == 0
+    {
+        pass.charge(reference.size);
+    }
+    Ok(reference)
 }
 
 /// Which finished first: the upload task or the reading of the body.

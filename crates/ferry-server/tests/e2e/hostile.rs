@@ -314,7 +314,12 @@ fn raise_nofile(want: u64) -> u64 {
 async fn hostile_input_battery() {
     let started = Instant::now();
     // Files up to 1 MiB, so "beyond the limit" is cheap to send.
-    let options = Options { env: vec![("FERRY_MAX_FILE_SIZE", MIB.to_string())], ..Options::default() };
+    let options = Options {
+        env: vec![("FERRY_MAX_FILE_SIZE", MIB.to_string())],
+        // Every request comes from loopback: the per-client rate limit is abuse.rs's to test.
+        toml: vec!["[admission]".into(), "per_client_per_minute = 0".into()],
+        ..Options::default()
+    };
     let h = Harness::start("hostile", options).await;
     let addr = h.ferry.addr();
     let mut b = Battery::default();
@@ -1038,6 +1043,8 @@ async fn timeouts_and_stalled_connections(b: &mut Battery) -> bool {
         if soft >= 2 * STALLED as u64 + 200 { STALLED } else { (soft as usize).saturating_sub(200) / 2 };
     let options = Options {
         limits: vec!["header_timeout_secs = 1".into(), "idle_body_timeout_secs = 3".into()],
+        // 1,000 connections from loopback: the per-client rate limit is abuse.rs's to test.
+        toml: vec!["[admission]".into(), "per_client_per_minute = 0".into()],
         ..Options::default()
     };
     let h = Harness::start("hostile-timeouts", options).await;

@@ -10,6 +10,7 @@
 //! through the SDK) and what the conversation shows (through the emulator), and that ferry's log
 //! holds no token, secret or presigned URL.
 
+mod abuse;
 mod crash;
 mod delivery;
 mod delivery_fallback;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admission;
 mod budget;
 mod flows;
 mod fuzz_link;
