@@ -73,6 +73,8 @@ pub struct Deployment {
     pub max_message_chars: usize,
     /// Largest custom attributes, in bytes of JSON (4013 beyond).
     pub max_custom_attributes_bytes: usize,
+    /// `SessionResponse` leaves `allowedMedia` out (the limits are then only in `config.json`).
+    pub omit_allowed_media: bool,
 }
 
 impl Deployment {
@@ -89,6 +91,7 @@ impl Deployment {
                 .to_vec(),
             max_message_chars: 4096,
             max_custom_attributes_bytes: 2048,
+            omit_allowed_media: false,
         }
     }
 }

@@ -9,13 +9,15 @@ use super::{
     UploadBody, human_size,
 };
 use crate::backoff::{self, Backoff};
+use crate::deployment::DeploymentConfig;
 use crate::error::Error;
-use crate::limits::{AttachmentDecision, InboundLimits};
+use crate::limits::{AttachmentDecision, InboundLimits, LinkReason};
 use crate::protocol::{
     FrameBody, MessageContent, OutgoingMessage, PresignedUrlResponse, Request, SessionResponse,
 };
 use crate::secret::{Secret, SessionToken};
 use ferry_core::retry::{RetryClass, RetryDecision};
+use std::sync::Arc;
 
 /// An open guest session. Dropping it closes the connection.
 #[derive(Debug)]
@@ -30,6 +32,8 @@ pub struct GuestSession {
     pub(super) reconnect: Option<Backoff>,
     pub(super) attempted: bool,
     pub(super) last_loss: Option<Error>,
+    /// The deployment's `config.json`, consulted when `SessionResponse` states no limits.
+    pub(super) deployment_config: Option<Arc<DeploymentConfig>>,
 }
 
 impl GuestSession {
@@ -47,6 +51,7 @@ impl GuestSession {
             reconnect: None,
             attempted: false,
             last_loss: None,
+            deployment_config: None,
         }
     }
 
@@ -60,9 +65,34 @@ impl GuestSession {
         &self.info.limits
     }
 
-    /// Whether `file` can be a native attachment here.
+    /// Gives the session the deployment's `config.json` (from a
+    /// [`DeploymentConfigClient`](crate::deployment::DeploymentConfigClient)): it decides what
+    /// may be a native attachment when the `SessionResponse` carries no `allowedMedia`.
+    pub fn use_deployment_config(&mut self, config: Arc<DeploymentConfig>) {
+        self.deployment_config = Some(config);
+    }
+
+    /// Whether `file` can be a native attachment here: by `SessionResponse.allowedMedia` when
+    /// the session states it, otherwise by the deployment's `config.json` if given (blocked
+    /// extensions still apply), otherwise never.
     pub fn decide(&self, file: &FileMeta) -> AttachmentDecision {
-        self.info.limits.decide(&file.file_name, &file.mime_type, file.size)
+        let stated = self.info.response.allowed_media.as_ref().is_some_and(|m| m.inbound.is_some());
+        match &self.deployment_config {
+            Some(config) if !stated => {
+                let by_name =
+                    InboundLimits::new(u64::MAX / 1000, vec!["*/*".into()], self.blocked_extensions())
+                        .decide(&file.file_name, &file.mime_type, file.size);
+                match by_name {
+                    AttachmentDecision::Link(LinkReason::BlockedExtension { .. }) => by_name,
+                    _ => config.decide(&file.mime_type, file.size),
+                }
+            }
+            _ => self.info.limits.decide(&file.file_name, &file.mime_type, file.size),
+        }
+    }
+
+    fn blocked_extensions(&self) -> Vec<String> {
+        self.info.limits.blocked_extensions.clone()
     }
 
     /// Closes the connection (this connection only; the customer's stay open).

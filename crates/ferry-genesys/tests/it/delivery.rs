@@ -274,3 +274,35 @@ async fn config_json_is_read_from_the_cdn_cached_and_refreshed() {
     assert_eq!(missing.status(), Some(404));
     assert!(fresh.get("../etc").await.is_err(), "ids are checked before they go into a URL");
 }
+
+#[tokio::test]
+async fn without_allowed_media_the_deployment_config_decides() {
+    use ferry_genesys::deployment::DeploymentConfigClient;
+    let mut dep = Deployment::new(DEP);
+    dep.omit_allowed_media = true;
+    dep.max_file_size_kb = 2;
+    let emu = emulator_with(dep).await;
+    let token = emu.create_session(DEP);
+    let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+    assert!(session.info().response.allowed_media.is_none());
+    let bytes = vec![5u8; 2000];
+    let file = meta("f-1", &bytes);
+    assert_eq!(
+        session.decide(&file),
+        ferry_genesys::limits::AttachmentDecision::Link(LinkReason::AttachmentsDisabled)
+    );
+
+    let configs =
+        DeploymentConfigClient::new(Url::parse(&emu.base_url()).unwrap(), Duration::from_secs(60)).unwrap();
+    session.use_deployment_config(configs.get(DEP).await.unwrap());
+    assert!(session.decide(&file).is_native());
+    assert!(!session.decide(&meta("f-2", &[5u8; 2001])).is_native(), "modes[].maxFileSizeKB × 1000");
+    let mut exe = meta("f-3", b"MZ");
+    exe.file_name = "run.exe".into();
+    assert!(matches!(
+        session.decide(&exe),
+        ferry_genesys::limits::AttachmentDecision::Link(LinkReason::BlockedExtension { .. })
+    ));
+    let delivery = session.deliver(&file, body(&bytes), None, None, Fallback::Refuse).await;
+    assert!(matches!(delivery, Ok(Delivery::Native(_))), "{delivery:?}");
+}

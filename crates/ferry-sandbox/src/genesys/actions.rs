@@ -211,7 +211,7 @@ fn configure(inner: &mut Inner, conn: ConnId, token: &str, request: &Value, tid:
         "blockedExtensions": deployment.blocked_extensions,
         "clearedExistingSession": false,
     });
-    if !file_types.is_empty() {
+    if !file_types.is_empty() && !deployment.omit_allowed_media {
         body["allowedMedia"] = json!({"inbound": {"fileTypes": file_types}});
         if deployment.max_file_size_kb > 0 {
             body["allowedMedia"]["inbound"]["maxFileSizeKB"] = json!(deployment.max_file_size_kb);
