@@ -71,6 +71,11 @@ async fn a_flood_of_fresh_guest_tokens_is_held_to_the_session_check_rate() {
     assert!(other.is_none(), "only 201, 401 and 429: {other:?}");
     assert!(checked <= checks, "no answer without a session check ({checked} checked, {checks} checks)");
     assert!(limited.len() >= REQUESTS - allowed, "{} refused", limited.len());
+    assert!(checked > 0, "some tokens were checked with Genesys");
+    eprintln!(
+        "abuse flood: {REQUESTS} fresh tokens in {elapsed:.1} s: {checks} Genesys session checks (at most {allowed} allowed), {checked} answered after a check (201/401), {} × 429 session_checks_limited",
+        limited.len()
+    );
     for (_, retry, body) in &limited {
         assert_eq!(body["error"]["code"], "session_checks_limited", "{body}");
         assert!(
