@@ -1,26 +1,30 @@
 //! Reading the body in the request: a raw body is handed to the upload task as it arrives
 //! ([`pump`]); in a `multipart/form-data` body ([`read`]) the `file` part is, a `text` part is the
-//! caption, other parts are read and dropped. Everything but the file's content is held to a few
+//! caption, a `conversationId` part is the caller's conversation id, other parts are read and dropped. Everything but the file's content is held to a few
 //! KiB (part headers by [`PartHeaderGuard`], fields by the parser's limits).
 
 use crate::body::{BodyError, PartHeaderGuard};
 use crate::error::{AppError, ErrorCode};
 use crate::upload::declared::{self, Declared, TypePolicy};
 use crate::upload::ingest::Feed;
+use crate::upload::reference;
 use bytes::Bytes;
 use futures::Stream;
 
 /// Extra (non-file, non-caption) fields are read and dropped up to this size.
 const MAX_EXTRA_FIELD: u64 = 64 * 1024;
 
-/// Reads the form in `body`, feeding its file to `feed`; returns the caption. `Err` when the form
-/// is refused; when the upload task stops reading, this waits (the task's result answers).
+/// Reads the form in `body`, feeding its file to `feed`; returns the caption. A `conversationId`
+/// field goes into `conversation_id` (refused when that already holds one, from the query). `Err`
+/// when the form is refused; when the upload task stops reading, this waits (the task's result
+/// answers).
 pub(crate) async fn read<S>(
     body: S,
     boundary: &str,
     max_size: u64,
     policy: &TypePolicy,
     feed: &Feed,
+    conversation_id: &mut Option<String>,
 ) -> Result<Option<String>, AppError>
 where
     S: Stream<Item = Result<Bytes, BodyError>> + Send + Unpin + 'static,
@@ -29,7 +33,8 @@ where
         .whole_stream(max_size.saturating_add(256 * 1024))
         .per_field(MAX_EXTRA_FIELD)
         .for_field("file", max_size)
-        .for_field("text", declared::MAX_CAPTION as u64);
+        .for_field("text", declared::MAX_CAPTION as u64)
+        .for_field("conversationId", 1024);
     let constraints = multer::Constraints::new().size_limit(limits);
     let mut form =
         multer::Multipart::with_constraints(PartHeaderGuard::new(body, boundary), boundary, constraints);
@@ -61,6 +66,18 @@ where
                     other => form_error(other),
                 })?;
                 caption = Some(declared::check_caption(text)?);
+            }
+            Some("conversationId") => {
+                let text = field.text().await.map_err(|e| match e {
+                    multer::Error::FieldSizeExceeded { .. } => {
+                        reference::invalid_conversation_id("`conversationId` is too long")
+                    }
+                    other => form_error(other),
+                })?;
+                if conversation_id.is_some() {
+                    return Err(reference::conversation_id_twice());
+                }
+                *conversation_id = Some(reference::check_conversation_id(text)?);
             }
             _ => {
                 while field

@@ -109,6 +109,8 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
 
     // From here the upload runs in a task of its own, fed by this request.
     let (feed, inbox) = ingest::channel();
+    // A form may carry `conversationId` too (after the query's, which it must not repeat).
+    let mut form_conversation_id = conversation_id.clone();
     let job = Job {
         state: state.clone(),
         destination,
@@ -130,7 +132,9 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
                 }
                 Ok(caption)
             }
-            (None, Some(boundary)) => form::read(body, &boundary, max_size, &policy, &feed).await,
+            (None, Some(boundary)) => {
+                form::read(body, &boundary, max_size, &policy, &feed, &mut form_conversation_id).await
+            }
             (None, None) => Err(AppError::new(ErrorCode::InvalidMultipart, "no form boundary")),
         }
     };
@@ -153,11 +157,14 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
             return Err(error);
         }
     };
-    let reference = done.map_err(|e| {
+    let mut reference = done.map_err(|e| {
         // Only a panic in the task gets here (nothing aborts it).
         tracing::error!(error = %e, "an upload's task failed");
         AppError::new(ErrorCode::StorageUnavailable, "the upload could not be completed")
     })??;
+    if form_conversation_id.is_some() {
+        reference.set_conversation_id(form_conversation_id);
+    }
     if let Some(pass) = guest_pass
         && charge == 0
     {

@@ -133,7 +133,7 @@ pub(crate) fn conversation_id_from_query(query: Option<&str>) -> Result<Option<S
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         if name == "conversationId" {
             if found.is_some() {
-                return Err(invalid_conversation_id("`conversationId` is given twice"));
+                return Err(conversation_id_twice());
             }
             found = Some(check_conversation_id(value.into_owned())?);
         }
@@ -154,7 +154,13 @@ pub(crate) fn check_conversation_id(id: String) -> Result<String, AppError> {
     }
 }
 
-fn invalid_conversation_id(message: &str) -> AppError {
+/// The answer for a `conversationId` given twice (query and form, or either twice).
+pub(crate) fn conversation_id_twice() -> AppError {
+    invalid_conversation_id("`conversationId` is given twice")
+}
+
+/// `400 invalid_conversation_id` with `message`.
+pub(crate) fn invalid_conversation_id(message: &str) -> AppError {
     AppError::new(ErrorCode::InvalidConversationId, message)
 }
 

@@ -192,6 +192,26 @@ async fn a_caller_conversation_id_is_echoed_and_none_is_invented() {
     post_to("/v1/uploads?conversationId=%3Cscript%3E".into())
         .await
         .assert_error(400, "invalid_conversation_id");
+
+    // As a form field (after the file part), as upload middlewares for Genesys take it.
+    let form = |path: &str, fields: &[String]| {
+        let mut all = vec!["-X".to_owned(), "POST".to_owned(), h.ferry.url(path)];
+        all.extend(h.guest());
+        for field in fields {
+            all.extend(["-F".to_owned(), field.clone()]);
+        }
+        curl(all)
+    };
+    let file = format!("file=@{};type=application/pdf", path.display());
+    let field = format!("conversationId={id}");
+    let from_form = form("/v1/uploads", &[file.clone(), field.clone()]).await;
+    assert_eq!(from_form.status, 201, "{from_form:?}");
+    let from_form = from_form.json();
+    assert_eq!(from_form["conversationId"], id, "{from_form}");
+    assert_eq!(from_form["conversationIdSource"], "caller", "{from_form}");
+    // Given twice (query and form): refused.
+    let twice = form(&format!("/v1/uploads?conversationId={id}"), &[field, file]).await;
+    twice.assert_error(400, "invalid_conversation_id");
     h.finish().await;
 }
 
