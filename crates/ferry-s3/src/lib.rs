@@ -50,6 +50,7 @@
 //!     key: "incoming/report.pdf".into(),
 //!     meta: ObjectMeta { content_type: Some("application/pdf".into()), ..ObjectMeta::default() },
 //!     chunker: Chunker::new(plan, config.checksum_mode.chunker_options(false)),
+//!     reservation: None,
 //! };
 //! let body = futures::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
 //! // Asked before Complete: a refusal aborts the upload and comes back as `Error::Rejected`.
@@ -79,7 +80,7 @@ pub use client::build_client;
 pub use config::{ChecksumMode, S3Config, StaticCredentials, UploadConfig};
 pub use error::{BoxError, Error, Redacted};
 pub use listing::PendingUpload;
-pub use memory::MemoryGauge;
+pub use memory::{MemoryGauge, PartBudget};
 pub use upload::{ObjectMeta, ObjectUpload, UploadedObject};
 pub use write::{Gate, ObjectWrite, Stored};
 
@@ -151,6 +152,7 @@ struct Inner {
     bucket: String,
     config: UploadConfig,
     memory: Arc<MemoryGauge>,
+    budget: Option<PartBudget>,
     stats: UploaderStats,
     cleanups: Arc<Cleanups>,
     /// Multipart uploads this process is working on (the reaper leaves them alone).
@@ -196,11 +198,31 @@ impl Uploader {
             bucket: bucket.into(),
             config,
             memory,
+            budget: None,
             stats: UploaderStats::default(),
             cleanups: Arc::default(),
             owned: std::sync::Mutex::default(),
         };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// An uploader whose uploads share `budget` part by part (see [`PartBudget`]).
+    pub fn with_budget(
+        client: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        config: UploadConfig,
+        budget: PartBudget,
+    ) -> Self {
+        let mut uploader = Self::new(client, bucket, config);
+        if let Some(inner) = Arc::get_mut(&mut uploader.inner) {
+            inner.budget = Some(budget);
+        }
+        uploader
+    }
+
+    /// The budget uploads share, if any.
+    pub fn budget(&self) -> Option<&PartBudget> {
+        self.inner.budget.as_ref()
     }
 
     /// Starts an upload to `key`. Nothing is sent until the first full part, or `finish`.

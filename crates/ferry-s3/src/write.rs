@@ -22,6 +22,10 @@ pub struct ObjectWrite {
     /// Cuts the body into parts and hashes it. Its CRC must be the uploader's checksum mode's
     /// ([`ChecksumMode::chunker_options`](crate::ChecksumMode::chunker_options)).
     pub chunker: Chunker,
+    /// The first part's share of the uploader's [`PartBudget`](crate::PartBudget), taken by the
+    /// caller when it admitted the upload; `None` without a budget (or to let the first part go
+    /// uncounted).
+    pub reservation: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Checked once the body has ended and every part is uploaded, before Complete (or the single
@@ -62,7 +66,7 @@ impl Uploader {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<BoxError>,
     {
-        let ObjectWrite { key, meta, mut chunker } = write;
+        let ObjectWrite { key, meta, mut chunker, reservation } = write;
         let mode = self.config().checksum_mode;
         if chunker.options().crc != mode.crc() {
             return Err(Error::InvalidInput(format!(
@@ -75,7 +79,9 @@ impl Uploader {
         // A deferring chunker's whole-object digests run on a thread of their own, fed the same
         // frames over a short channel: pipelined with the network, off the async workers.
         let whole = chunker.options().defer.then(|| WholeHashing::start(chunker.whole_hasher()));
-        let fed = feed(&mut upload, &mut chunker, body, whole.as_ref()).await;
+        // The share of the part being filled: the caller's reservation, then each next part's.
+        let mut filling = reservation;
+        let fed = feed(&mut upload, &mut chunker, body, whole.as_ref(), &mut filling).await;
         let digests = match (fed, whole) {
             (Err(error), _) => return upload.fail(error).await,
             (Ok(()), Some(whole)) => match whole.finish().await {
@@ -95,6 +101,7 @@ impl Uploader {
         // A part tap (a second reader of every part, such as a malware scanner) would be awaited
         // here, before the gate.
         let (object, summary) = upload.finish_gated(last, &summary, gate).await?;
+        drop(filling);
         Ok(Stored { object, summary })
     }
 }
@@ -138,6 +145,7 @@ async fn feed<S, E>(
     chunker: &mut Chunker,
     body: S,
     whole: Option<&WholeHashing>,
+    filling: &mut Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<(), Error>
 where
     S: Stream<Item = Result<Bytes, E>>,
@@ -151,8 +159,14 @@ where
             whole.send(frame).await?;
         }
         for part in parts {
-            // Waits while every slot is busy: the back-pressure on the body.
-            upload.push_part(part).await?;
+            let part_size = part.len();
+            // Waits while every slot is busy: the back-pressure on the body. The part takes the
+            // share it filled under with it.
+            upload.push_part_with(part, filling.take()).await?;
+            // The next part's share before reading on (waits while the budget is spent).
+            if let Some(budget) = upload.budget() {
+                *filling = budget.acquire(part_size).await;
+            }
         }
     }
     Ok(())

@@ -30,6 +30,7 @@ pub mod app;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod datapath;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod error;

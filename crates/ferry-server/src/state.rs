@@ -10,7 +10,7 @@ use ferry_core::plan::MIB;
 use ferry_genesys::guest::{GuestClient, GuestConfig};
 use ferry_genesys::hosts::GenesysEndpoints;
 use ferry_genesys::platform::{PlatformClient, PlatformConfig};
-use ferry_s3::{S3Config, StaticCredentials, UploadConfig, Uploader};
+use ferry_s3::{PartBudget, S3Config, StaticCredentials, UploadConfig, Uploader};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -33,8 +33,12 @@ pub struct Inner {
     pub budget: Arc<Semaphore>,
     /// Permits in the budget.
     pub budget_permits: u32,
-    /// Permits one upload takes.
+    /// Permits an upload takes when it is admitted: one part's share (the budget is charged per
+    /// buffered part; each further part's share is taken when it starts filling, see
+    /// [`ferry_s3::PartBudget`]).
     pub upload_permits: u32,
+    /// Uploads in progress per client address, capped by `data_path.max_uploads_per_client`.
+    pub client_uploads: crate::datapath::ClientUploads,
     /// Counters.
     pub metrics: Metrics,
     /// Download-link signer.
@@ -109,7 +113,11 @@ impl AppState {
             opaque_etags: config.s3.opaque_etags,
             ..UploadConfig::default()
         };
-        let uploader = Uploader::new(client, config.s3.bucket.clone(), upload_config);
+        let budget_permits = u32::try_from(config.limits.memory_budget / MIB).unwrap_or(u32::MAX);
+        let budget = Arc::new(Semaphore::new(budget_permits as usize));
+        let part_budget = PartBudget::new(Arc::clone(&budget), MIB);
+        let upload_permits = part_budget.permits_for(config.s3.part_size_mib * MIB);
+        let uploader = Uploader::with_budget(client, config.s3.bucket.clone(), upload_config, part_budget);
         let mut deployments = BTreeMap::new();
         for (id, settings) in &config.deployments {
             let destination = Destination {
@@ -121,16 +129,15 @@ impl AppState {
             };
             deployments.insert(id.clone(), Arc::new(destination));
         }
-        let budget_permits = u32::try_from(config.limits.memory_budget / MIB).unwrap_or(u32::MAX);
-        let upload_permits = u32::try_from(config.part_buffer_bytes() / MIB).unwrap_or(u32::MAX);
         let links = crate::links::signer_from_config(&config);
         let tickets = TicketVerifier::from_config(&config, &uploader);
         Ok(Self(Arc::new(Inner {
             uploader,
             deployments,
-            budget: Arc::new(Semaphore::new(budget_permits as usize)),
+            budget,
             budget_permits,
             upload_permits,
+            client_uploads: crate::datapath::ClientUploads::new(config.data_path.max_uploads_per_client),
             metrics: Metrics::default(),
             links,
             tickets,
@@ -185,8 +192,11 @@ fn platform_client(id: &str, deployment: &Deployment) -> anyhow::Result<Option<P
         }
         None => endpoints.api.clone(),
     };
-    let auth =
-        AuthConfig::with_login_url(login, om.client_id.clone(), ClientSecret::new(om.client_secret.expose().to_owned()));
+    let auth = AuthConfig::with_login_url(
+        login,
+        om.client_id.clone(),
+        ClientSecret::new(om.client_secret.expose().to_owned()),
+    );
     let tokens = TokenManager::new(auth).with_context(|| format!("deployments.{id}.open_messaging"))?;
     let platform = PlatformClient::new(PlatformConfig::new(api), Arc::new(tokens))
         .with_context(|| format!("deployments.{id}.open_messaging"))?;

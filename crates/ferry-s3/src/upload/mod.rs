@@ -81,6 +81,11 @@ impl ObjectUpload {
         upload
     }
 
+    /// The uploader's shared budget, if any.
+    pub(crate) fn budget(&self) -> Option<crate::PartBudget> {
+        self.inner.budget.clone()
+    }
+
     /// The object key.
     pub fn key(&self) -> &str {
         &self.key
@@ -111,7 +116,17 @@ impl ObjectUpload {
     /// Any failure of this or an earlier part once retries are spent (the upload is then aborted),
     /// or [`Error::InvalidInput`] for parts out of order, of unequal sizes, or under 5 MiB.
     pub async fn push_part(&mut self, part: Part) -> Result<(), Error> {
-        match self.push(part).await {
+        self.push_part_with(part, None).await
+    }
+
+    /// [`push_part`](Self::push_part), the part keeping `share` (its share of a
+    /// [`PartBudget`](crate::PartBudget)) until S3 has it.
+    pub(crate) async fn push_part_with(
+        &mut self,
+        part: Part,
+        share: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<(), Error> {
+        match self.push(part, share).await {
             Ok(()) => Ok(()),
             Err(error) => self.fail(error).await,
         }
@@ -163,9 +178,13 @@ impl ObjectUpload {
         Err(error)
     }
 
-    async fn push(&mut self, part: Part) -> Result<(), Error> {
+    async fn push(
+        &mut self,
+        part: Part,
+        share: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<(), Error> {
         self.check_part(&part, false)?;
-        let held = self.inner.memory.hold(part.len());
+        let held = self.inner.memory.hold(part.len()).with_share(share);
         if let State::NotStarted = self.state {
             self.state = State::Multipart(Multipart::create(&self.inner, &self.key, &self.meta).await?);
         }

@@ -24,6 +24,7 @@ fn write(uploader: &Uploader, key: &str, declared: Option<u64>) -> ObjectWrite {
         key: key.into(),
         meta: ObjectMeta { content_type: Some("application/octet-stream".into()), ..ObjectMeta::default() },
         chunker: Chunker::new(plan, uploader.config().checksum_mode.chunker_options(true)),
+        reservation: None,
     }
 }
 
@@ -174,6 +175,7 @@ async fn a_chunker_without_the_modes_crc_is_refused_before_reading() {
         key: "mode".into(),
         meta: ObjectMeta::default(),
         chunker: Chunker::new(plan, ChecksumMode::Md5.inline_chunker_options(false)),
+        reservation: None,
     };
     let body = futures::stream::poll_fn(|_| -> std::task::Poll<Option<Result<Bytes, std::io::Error>>> {
         panic!("the body must not be read")
@@ -262,4 +264,32 @@ async fn against_strict_s3_the_object_verifies_and_failures_leave_no_upload() {
         assert!(!exists(&client, &bucket, key).await, "{key} must not exist");
     }
     assert_eq!(uploader.stats().aborted(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_sharing_a_budget_part_by_part_all_finish() {
+    // A pool of exactly two parts, both reserved at admission by two uploads of four parts each:
+    // each hands its share to its first part in flight and waits for the next, so they take turns
+    // rather than starve each other, and the pool is whole again at the end.
+    let fs = Fs::start().await;
+    let pool = Arc::new(tokio::sync::Semaphore::new(10));
+    let budget = ferry_s3::PartBudget::new(Arc::clone(&pool), PART / 5);
+    assert_eq!(budget.permits_for(PART), 5);
+    let uploader =
+        Uploader::with_budget(fs.client().await, BUCKET, config(ChecksumMode::Crc64Nvme), budget.clone());
+    let run = |n: u64| {
+        let uploader = uploader.clone();
+        let pool = Arc::clone(&pool);
+        async move {
+            let data = Bytes::from(random_bytes(4 * PART as usize - 7, n));
+            let mut write = write(&uploader, &format!("budget/{n}"), Some(data.len() as u64));
+            write.reservation = Some(pool.try_acquire_many_owned(5).expect("admitted"));
+            let stored = uploader.upload(write, frames(&data, 256 * 1024), None).await.expect("stored");
+            assert_eq!(stored.object.size, data.len() as u64);
+        }
+    };
+    let both = futures::future::join(run(1), run(2));
+    Box::pin(tokio::time::timeout(Duration::from_secs(60), both)).await.expect("no standstill");
+    assert_eq!(pool.available_permits(), 10, "every share given back");
+    assert_eq!(uploader.memory().held(), 0);
 }

@@ -53,10 +53,12 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Logs as JSON lines.
     pub log_json: bool,
-    /// Admission: per-client rate limits and the limits on Genesys session checks (`[admission]`).
-    pub admission: crate::admission::AdmissionSettings,
     /// Operations: the admin listener and readiness (`[ops]`).
     pub ops: crate::admin::OpsSettings,
+    /// Admission: per-client rate limits and the limits on Genesys session checks (`[admission]`).
+    pub admission: crate::admission::AdmissionSettings,
+    /// The data path: whole-file digests, uploads per client address (`[data_path]`).
+    pub data_path: crate::datapath::DataPathSettings,
 }
 
 impl Default for Config {
@@ -76,8 +78,9 @@ impl Default for Config {
             deployments: BTreeMap::new(),
             cors_origins: Vec::new(),
             log_json: false,
-            admission: crate::admission::AdmissionSettings::default(),
             ops: crate::admin::OpsSettings::default(),
+            admission: crate::admission::AdmissionSettings::default(),
+            data_path: crate::datapath::DataPathSettings::default(),
         }
     }
 }

@@ -125,7 +125,7 @@ impl Default for Limits {
             memory_budget: 512 * MIB,
             header_timeout_secs: 10,
             idle_body_timeout_secs: 30,
-            min_bytes_per_sec: 1024,
+            min_bytes_per_sec: 16 * 1024,
             max_upload_secs: 3 * 3600,
             shutdown_grace_secs: 30,
             reap_after_secs: 24 * 3600,

@@ -236,6 +236,11 @@ pub(crate) struct Target<'a> {
     pub(crate) max_size: u64,
     /// The declared length, for a raw upload that sent one.
     pub(crate) len: Option<u64>,
+    /// The first part's share of the memory budget, taken at admission; the uploader hands it to
+    /// that part and takes each next part's share as it starts filling.
+    pub(crate) reservation: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// A guest upload: its delivery carries the `ferrySha256` attribute.
+    pub(crate) guest: bool,
 }
 
 /// Streams `body` into a new object with ferry-s3's [`Uploader::upload`](ferry_s3::Uploader::upload),
@@ -252,6 +257,7 @@ where
     // Every planning error is a size the service does not take.
     let plan = plan_parts(target.len, &limits).map_err(|_| AppError::too_large(target.max_size))?;
     let mode = state.uploader.config().checksum_mode;
+    let sha256 = wants_sha256(state, &target);
     let write = ObjectWrite {
         key: object_key(state, target.deployment),
         meta: ObjectMeta {
@@ -259,7 +265,8 @@ where
             content_disposition: Some(names::content_disposition(&target.declared.name)),
             metadata: [("ferry-request".to_owned(), "upload".to_owned())].into(),
         },
-        chunker: Chunker::new(plan, mode.chunker_options(true)),
+        chunker: Chunker::new(plan, mode.chunker_options(sha256)),
+        reservation: target.reservation,
     };
     let digests = target.digests;
     let gate: Gate = Box::new(move |summary: &ObjectSummary| {
@@ -272,6 +279,17 @@ where
         }
     });
     Ok(state.uploader.upload(write, body, Some(gate)).await?)
+}
+
+/// Whether this upload pays for the whole file's SHA-256: the client declared one
+/// (`Repr-Digest`), its delivery sends it (a guest's message carries `ferrySha256`; Open Messaging
+/// sends `sha256`), or `data_path.always_sha256` says so. The MD5 is always computed (the
+/// reference carries it).
+fn wants_sha256(state: &AppState, target: &Target<'_>) -> bool {
+    let open_messaging = state.destination(target.deployment).is_some_and(|d| {
+        d.platform.is_some() && d.settings.delivery == crate::config::DeliveryPreference::OpenMessaging
+    });
+    target.digests.sha256.is_some() || target.guest || open_messaging || state.config.data_path.always_sha256
 }
 
 /// `<prefix><deployment>/<yyyy>/<mm>/<dd>/<uuid>`, dated today (UTC).

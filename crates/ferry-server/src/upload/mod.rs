@@ -69,6 +69,7 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
     let headers = &parts.headers;
     let peer = parts.extensions.get::<ClientAddr>().copied();
     state.admission.check_client(state.admission.client_ip(headers, peer))?;
+    let _client_slot = state.client_uploads.enter(state.admission.client_ip(headers, peer))?;
     let caller = auth::authorise(state, headers)?;
     let destination = auth::destination(state, &caller)?;
     auth::check_guest(state, &caller, &destination, 0)?;
@@ -204,9 +205,17 @@ impl Job {
         let Some((mut declared, incoming)) = inbox.open(&state.config.limits, policy).await else {
             return Err(ingest::cut_off());
         };
-        let target = Target { deployment: &destination.id, declared: &declared, digests, max_size, len };
+        let (reservation, guest) = (Some(permit), matches!(caller, Caller::Guest { .. }));
+        let target = Target {
+            deployment: &destination.id,
+            declared: &declared,
+            digests,
+            max_size,
+            len,
+            reservation,
+            guest,
+        };
         let stored = ingest::store(&state, target, incoming.body).await;
-        drop(permit);
         let stored = stored?;
         // The body ended, so its caption came with the end.
         declared.caption = incoming.caption.get();

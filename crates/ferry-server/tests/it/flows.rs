@@ -162,8 +162,13 @@ async fn a_client_that_goes_away_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_uploads_and_the_memory_budget() {
-    // Room for exactly two uploads' part buffers (5 MiB × (4 + 1) each).
-    let ferry = Ferry::start_with(|c| c.limits.memory_budget = 50 << 20).await;
+    // Room for exactly two parts being filled (5 MiB each; the budget is charged per buffered
+    // part, and must hold one upload's 5 MiB × (1 in flight + 1)).
+    let ferry = Ferry::start_with(|c| {
+        c.limits.memory_budget = 10 << 20;
+        c.s3.max_in_flight = 1;
+    })
+    .await;
     let mut handles = Vec::new();
     for i in 0..4u64 {
         let request =
@@ -192,7 +197,7 @@ async fn concurrent_uploads_and_the_memory_budget() {
     tx1.send(Ok(b"first bytes".to_vec())).await.unwrap();
     tx2.send(Ok(b"first bytes".to_vec())).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while ferry.state.budget_used_bytes() < 50 << 20 {
+    while ferry.state.budget_used_bytes() < 10 << 20 {
         assert!(std::time::Instant::now() < deadline, "the slow uploads never reserved their budget");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -10,4 +10,5 @@ mod fuzz_link;
 mod fuzz_multipart;
 mod keys;
 mod ops;
+mod trickle;
 mod validation;
