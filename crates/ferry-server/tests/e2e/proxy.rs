@@ -316,3 +316,48 @@ fn the_documented_block_has_what_the_page_promises() {
     let limits = ferry_server::config::Config::default().limits;
     assert!(limits.max_upload_secs <= 3 * 3600, "raise proxy_read_timeout in docs/deploy.md");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn the_admin_port_says_not_ready_from_sigterm_on_while_an_upload_finishes() {
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let options = Options {
+        env: vec![("FERRY_ADMIN_LISTEN", admin.to_string())],
+        limits: vec!["shutdown_grace_secs = 10".into()],
+        ..Options::default()
+    };
+    let mut h = Harness::start("admin", options).await;
+    let get = |path: &str| {
+        let url = format!("http://{admin}{path}");
+        async move { curl(&[url], None).await }
+    };
+    assert_eq!(get("/readyz").await.status, 200);
+    let metrics = get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(String::from_utf8_lossy(&metrics.body).contains("ferry_build_info{version="), "{metrics:?}");
+    assert_eq!(curl(&[h.ferry.url("/metrics")], None).await.status, 404, "no metrics on the public port");
+
+    let data = crate::harness::bytes(b"", 8 * MIB, 21);
+    let mut upload = crate::harness::RawUpload::start(&h, "upgrade.bin", data.len()).await;
+    upload.send(&data[..6 * MIB]).await;
+    h.wait_pending_uploads(1).await;
+
+    h.ferry.terminate();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let ready = get("/readyz").await;
+        if ready.status == 503 {
+            assert_eq!(String::from_utf8_lossy(&ready.body).trim(), "shutting down");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/readyz still {} 2 s after SIGTERM", ready.status);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(get("/healthz").await.status, 200, "alive while draining");
+    upload.send(&data[6 * MIB..]).await;
+    let (status, reference) = upload.response().await;
+    assert_eq!(status, 201, "the upload in flight finishes within the grace: {reference}");
+    let status = h.ferry.wait_exit(Duration::from_secs(30)).await.expect("ferry exits after SIGTERM");
+    assert!(status.success(), "ferry exited with {status}");
+    h.finish().await;
+}
