@@ -89,17 +89,14 @@ async fn tickets_are_single_use_across_replicas_and_restarts() {
 #[ignore = "needs LocalStack"]
 async fn links_of_a_retired_key_fail_while_current_and_kidless_links_work() {
     let h = Harness::start("linkkeys", Options::default()).await;
-    // Replica B rotated: k2 signs, k1 is retired, and the old unnamed link_secret still verifies.
+    // Replica B rotated: the harness's settings plus link keys (k2 signs; k1 is retired; the old
+    // unnamed link_secret still verifies).
     let config = h.dir.path().join("rotated.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[link_keys]]\nid = \"k2\"\nsecret = {{ file = {:?} }}\n\n[deployments.\"{DEPLOYMENT}\"]\nweb_messaging_url = \"{}\"\n",
-            h.file("k2.secret", format!("{K2}\n").as_bytes()).display().to_string(),
-            h.emulator.ws_url()
-        ),
-    )
-    .expect("config file");
+    let base = std::fs::read_to_string(h.dir.path().join("ferry.toml")).expect("the harness's config");
+    let k2 = h.file("k2.secret", format!("{K2}\n").as_bytes());
+    let keys =
+        format!("\n[[link_keys]]\nid = \"k2\"\nsecret = {{ file = {:?} }}\n", k2.display().to_string());
+    std::fs::write(&config, base + &keys).expect("config file");
     let b = h.start_replica("rotated", &[("FERRY_CONFIG", config.display().to_string())]).await;
 
     let public = format!("http://{PUBLIC_HOST}");
