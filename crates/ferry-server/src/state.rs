@@ -176,6 +176,17 @@ fn guest_client(id: &str, deployment: &Deployment) -> anyhow::Result<GuestClient
     };
     let mut guest = GuestConfig::new(url);
     guest.origin = deployment.origin.clone();
+    // Where a message whose confirmation was lost is looked for (never twice).
+    guest.api_url = match (&deployment.guest_api_url, &deployment.web_messaging_url) {
+        (Some(url), _) => {
+            Some(url::Url::parse(url).with_context(|| format!("deployments.{id}.guest_api_url"))?)
+        }
+        (None, None) => {
+            let env = deployment.environment.as_deref().unwrap_or("mypurecloud.com");
+            Some(GenesysEndpoints::for_environment(env).with_context(|| format!("deployments.{id}"))?.api)
+        }
+        (None, Some(_)) => None,
+    };
     GuestClient::new(guest).with_context(|| format!("deployments.{id}"))
 }
 

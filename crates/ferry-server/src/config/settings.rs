@@ -191,6 +191,8 @@ pub struct Deployment {
     pub environment: Option<String>,
     /// Guest WebSocket override (`wss://…/v1`), e.g. an emulator.
     pub web_messaging_url: Option<String>,
+    /// Guest REST override (`https://api.E` by default; none with `web_messaging_url` unless set).
+    pub guest_api_url: Option<String>,
     /// `Origin` to present on the guest WebSocket.
     pub origin: Option<String>,
     /// Native-or-link preference.

@@ -17,7 +17,7 @@ use crate::upload::auth::Caller;
 use crate::upload::declared::Declared;
 use crate::upload::reference::{download_link, file_id};
 use ferry_core::checksum::{Md5, Md5Hasher};
-use ferry_genesys::guest::{ByteStream, FileMeta, GuestSession, NativeFailure, UploadBody};
+use ferry_genesys::guest::{ByteStream, FileMeta, FoundMessage, GuestSession, NativeFailure, UploadBody};
 use ferry_genesys::limits::AttachmentDecision;
 use ferry_genesys::platform::{OpenAttachment, OpenFrom, OpenMessage, PlatformClient};
 use ferry_genesys::{Error as GenesysError, Fault};
@@ -127,13 +127,33 @@ pub(crate) struct NativeRefusal {
 enum NextStep {
     /// Send the link, saying why.
     Link(NativeRefusal),
-    /// Send nothing more: the session or conversation is over, or the message may be there.
+    /// The message may be there: look for it before sending anything else (never twice).
+    Lookup,
+    /// Send nothing more: the session or conversation is over.
     Stop,
 }
 
+/// How many of the conversation's newest messages are searched for one whose confirmation was lost.
+const LOOKUP_MESSAGES: usize = 100;
+
+/// After a message that was sent but not confirmed: `Some(found)` when it is in the conversation,
+/// `None` when it is not (sending again is safe), `Err` when that cannot be told.
+async fn look_for(session: &mut GuestSession, file: &FileMeta) -> Result<Option<FoundMessage>, GenesysError> {
+    let found = session.find_own_message(&file.file_id, LOOKUP_MESSAGES).await;
+    if let Err(error) = &found {
+        tracing::warn!(%error, "could not look for an unconfirmed message");
+    }
+    found
+}
+
+fn is_unconfirmed(error: &GenesysError) -> bool {
+    matches!(error, GenesysError::Timeout { waiting_for: "onMessage", .. })
+        || error.native_failure() == NativeFailure::Unconfirmed
+}
+
 fn after_native(error: &GenesysError) -> NextStep {
-    if matches!(error, GenesysError::Timeout { waiting_for: "onMessage", .. }) {
-        return NextStep::Stop;
+    if is_unconfirmed(error) {
+        return NextStep::Lookup;
     }
     match error.native_failure() {
         NativeFailure::Refused { step, code, status, reason } => NextStep::Link(NativeRefusal {
@@ -142,10 +162,7 @@ fn after_native(error: &GenesysError) -> NextStep {
             http_status: status,
             reason,
         }),
-        // Never twice: a message that may have arrived is not followed by a link.
-        NativeFailure::Unconfirmed | NativeFailure::ConversationClosed | NativeFailure::SessionEnded(_) => {
-            NextStep::Stop
-        }
+        NativeFailure::ConversationClosed | NativeFailure::SessionEnded(_) => NextStep::Stop,
         _ if error.fault() == Fault::Session => NextStep::Stop,
         _ => NextStep::Link(NativeRefusal {
             step: None,
@@ -213,6 +230,25 @@ pub(crate) async fn deliver(
                         link.send(&mut session, &file, None, Some(refusal)).await
                     }
                     NextStep::Stop => Delivered::undelivered(error, None),
+                    // Never twice: the message is looked for before the link may go.
+                    NextStep::Lookup => match look_for(&mut session, &file).await {
+                        Ok(Some(found)) => match found.attachment_ids.into_iter().next() {
+                            Some(attachment_id) => Delivered::Native { attachment_id },
+                            None => Delivered::Link { reason: None, fallback: None },
+                        },
+                        Ok(None) => {
+                            let refusal = NativeRefusal {
+                                step: Some("message"),
+                                code: None,
+                                http_status: None,
+                                reason:
+                                    "onMessage was not confirmed, and the message is not in the conversation"
+                                        .to_owned(),
+                            };
+                            link.send(&mut session, &file, None, Some(refusal)).await
+                        }
+                        Err(_) => Delivered::undelivered(error, None),
+                    },
                 },
             }
         }
@@ -237,6 +273,11 @@ impl Link<'_> {
     ) -> Delivered {
         match session.send_link(file, &self.url, self.caption).await {
             Ok(_) => Delivered::Link { reason, fallback },
+            // The link may have arrived: if it is there, it is delivered; it is never sent twice.
+            Err(error) if is_unconfirmed(&error) => match look_for(session, file).await {
+                Ok(Some(_)) => Delivered::Link { reason, fallback },
+                _ => Delivered::undelivered(error, fallback),
+            },
             Err(error) => Delivered::undelivered(error, fallback),
         }
     }
@@ -333,7 +374,7 @@ mod tests {
     fn refusal(error: &GenesysError) -> NativeRefusal {
         match after_native(error) {
             NextStep::Link(refusal) => refusal,
-            NextStep::Stop => panic!("{error} should fall back to a link"),
+            NextStep::Stop | NextStep::Lookup => panic!("{error} should fall back to a link"),
         }
     }
 
@@ -354,12 +395,13 @@ mod tests {
     }
 
     #[test]
-    fn nothing_follows_an_unconfirmed_message_or_an_ended_session() {
+    fn an_unconfirmed_message_is_looked_for_and_an_ended_session_stops() {
         let timeout =
             GenesysError::Timeout { waiting_for: "onMessage", after: std::time::Duration::from_secs(30) };
+        for error in [GenesysError::DeliveryUnconfirmed, timeout] {
+            assert!(matches!(after_native(&error), NextStep::Lookup), "{error}");
+        }
         for error in [
-            GenesysError::DeliveryUnconfirmed,
-            timeout,
             GenesysError::ConversationClosed,
             GenesysError::SessionEnded(SessionEnd::LoggedOut),
             GenesysError::SessionNotFound,

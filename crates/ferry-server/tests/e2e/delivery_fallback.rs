@@ -92,7 +92,8 @@ async fn an_upload_failure_event_falls_back_to_a_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs LocalStack"]
 async fn an_unconfirmed_link_message_leaves_the_file_stored_and_says_so() {
-    // Genesys refuses the PUT, then never answers `onMessage`: the link message is unconfirmed.
+    // Genesys refuses the PUT, then never answers `onMessage` (nor records it): the link message is
+    // unconfirmed, and not found in the conversation.
     let h = Harness::start("linkunconfirmed", Options::default()).await;
     let data = bytes(b"%PDF-1.7\n", 64 * 1024, 12);
     let faults =
@@ -110,18 +111,50 @@ async fn an_unconfirmed_link_message_leaves_the_file_stored_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs LocalStack"]
-async fn an_unconfirmed_native_message_is_not_followed_by_a_link() {
-    // The attachment uploads, but `onMessage` is never answered: it may be in the conversation,
-    // so ferry sends nothing more (never twice) and says so.
+async fn an_unanswered_message_not_in_the_conversation_is_followed_by_the_link() {
+    // The attachment uploads, but `onMessage` is neither answered nor recorded: once the wait for
+    // its echo is over, ferry looks for it, finds nothing, and sends the link (answered by then).
     let h = Harness::start("nativeunconfirmed", Options::default()).await;
     let data = bytes(b"%PDF-1.7\n", 64 * 1024, 13);
-    let faults = Faults { ignore_actions: vec!["onMessage".to_owned()], ..Faults::default() };
+    h.emulator
+        .state()
+        .set_faults(Faults { ignore_actions: vec!["onMessage".to_owned()], ..Faults::default() });
+    let mut args = h.guest();
+    args.extend(crate::args(&["-H", "Content-Type: application/pdf", "-H", "X-File-Name: doc.pdf"]));
+    args.extend(["--data-binary".into(), format!("@{}", h.file("doc.pdf", &data).display())]);
+    let (reply, ()) = tokio::join!(h.post(&args, None), async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        h.emulator.state().set_faults(Faults::default());
+    });
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let reference = reply.json();
+    assert_kept(&h, &reference, &data).await;
+    assert_eq!(reference["delivery"]["mode"], "link", "{reference}");
+    assert_eq!(reference["delivery"]["fallback"]["step"], "message", "{reference}");
+    assert_eq!(messages(&h), (0, 1), "exactly one message carries the file: the link");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn an_unconfirmed_message_that_arrived_is_found_and_not_sent_again() {
+    // The native message reaches the conversation, but the socket drops before its echo: ferry
+    // finds it (guest JWT, then the conversation's messages, by `ferryFileId`) and sends nothing more.
+    let h = Harness::start("foundagain", Options::default()).await;
+    let data = bytes(b"%PDF-1.7\n", 64 * 1024, 18);
+    let faults = Faults { drop_after_message: 1, ..Faults::default() };
     let reference = upload_with(&h, faults, &data).await;
     assert_kept(&h, &reference, &data).await;
-    assert_eq!(reference["delivery"]["mode"], "none", "{reference}");
-    assert_eq!(reference["delivery"]["error"], "delivery_unconfirmed", "{reference}");
-    assert_eq!(messages(&h), (0, 0), "no link after an unconfirmed message");
+    assert_eq!(reference["delivery"]["mode"], "native", "{reference}");
+    assert_eq!(messages(&h), (1, 0), "exactly one message carries the file: the native one");
     h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn a_generate_url_error_falls_back_to_a_link() {
+    let faults = Faults { refuse_attachments: 1, refuse_attachment_code: 4002, ..Faults::default() };
+    refused_natively("genurl", faults, "request_upload", Some(4002), None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

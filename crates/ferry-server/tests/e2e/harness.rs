@@ -71,8 +71,9 @@ impl Harness {
             toml.push('\n');
         }
         toml.push_str(&format!(
-            "\n[deployments.\"{DEPLOYMENT}\"]\nweb_messaging_url = \"{}\"\n",
-            emulator.ws_url()
+            "\n[deployments.\"{DEPLOYMENT}\"]\nweb_messaging_url = \"{}\"\nguest_api_url = \"{}\"\n",
+            emulator.ws_url(),
+            emulator.base_url()
         ));
         for line in &options.toml {
             toml.push_str(line);
