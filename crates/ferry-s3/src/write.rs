@@ -114,8 +114,9 @@ struct WholeHashing {
 }
 
 impl WholeHashing {
-    /// Frames queued at most (each is already held by its part, so this costs no copy).
-    const QUEUE: usize = 64;
+    /// Frames queued at most. Each is a slice of a part (no copy), but a frame still queued keeps
+    /// its part's bytes alive after S3 has them, so the queue is kept short.
+    const QUEUE: usize = 8;
 
     fn start(mut hasher: WholeHasher) -> Self {
         let (frames, mut rx) = mpsc::channel::<Bytes>(Self::QUEUE);
