@@ -176,6 +176,9 @@ fn guest_client(id: &str, deployment: &Deployment) -> anyhow::Result<GuestClient
     };
     let mut guest = GuestConfig::new(url);
     guest.origin = deployment.origin.clone();
+    if let Some(secs) = deployment.upload_event_timeout_secs {
+        guest.upload_event_timeout = std::time::Duration::from_secs(secs.max(1));
+    }
     // Where a message whose confirmation was lost is looked for (never twice).
     guest.api_url = match (&deployment.guest_api_url, &deployment.web_messaging_url) {
         (Some(url), _) => {

@@ -193,6 +193,8 @@ pub struct Deployment {
     pub web_messaging_url: Option<String>,
     /// Guest REST override (`https://api.E` by default; none with `web_messaging_url` unless set).
     pub guest_api_url: Option<String>,
+    /// Seconds to wait for Genesys's upload event after a native attachment's PUT (default 120).
+    pub upload_event_timeout_secs: Option<u64>,
     /// `Origin` to present on the guest WebSocket.
     pub origin: Option<String>,
     /// Native-or-link preference.

@@ -152,6 +152,25 @@ async fn an_unconfirmed_message_that_arrived_is_found_and_not_sent_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs LocalStack"]
+async fn no_upload_event_in_time_falls_back_to_a_link() {
+    // The PUT succeeds, but Genesys never says how the upload went.
+    let h = Harness::start(
+        "noevent",
+        Options { toml: vec!["upload_event_timeout_secs = 2".into()], ..Options::default() },
+    )
+    .await;
+    let data = bytes(b"%PDF-1.7\n", 64 * 1024, 19);
+    let reference = upload_with(&h, Faults { swallow_upload_events: 5, ..Faults::default() }, &data).await;
+    assert_kept(&h, &reference, &data).await;
+    assert_eq!(reference["delivery"]["mode"], "link", "{reference}");
+    assert_eq!(reference["delivery"]["fallback"]["step"], "upload_event", "{reference}");
+    assert_eq!(reference["delivery"]["fallback"]["code"], Value::Null, "{reference}");
+    assert_eq!(messages(&h), (0, 1), "exactly one message carries the file: the link");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
 async fn a_generate_url_error_falls_back_to_a_link() {
     let faults = Faults { refuse_attachments: 1, refuse_attachment_code: 4002, ..Faults::default() };
     refused_natively("genurl", faults, "request_upload", Some(4002), None).await;
