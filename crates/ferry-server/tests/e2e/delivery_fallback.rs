@@ -7,7 +7,7 @@
 //! `conversationId` is echoed. Listed by `cargo xtask faults`.
 
 use crate::harness::{Harness, MIB, Options, RawUpload, TICKET_SECRET, bytes, sha256_hex};
-use ferry_sandbox::genesys::Faults;
+use ferry_sandbox::genesys::{Faults, SessionEnd};
 use ferry_sandbox::platform::{PlatformConfig, PlatformEmulator};
 use serde_json::Value;
 use std::time::Duration;
@@ -199,6 +199,46 @@ async fn a_conversation_closed_after_the_store_keeps_the_file() {
     assert_eq!(got.status, 200, "{got:?}");
     assert!(got.body == data, "the link serves the stored bytes");
     h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn a_session_or_conversation_ending_during_the_upload_wait_keeps_the_file() {
+    // Genesys ends the conversation (Presence Disconnect, readOnly) or the session while ferry
+    // waits for the upload event: ferry stops waiting at once, and nothing can be posted.
+    for (case, end, error) in [
+        ("endconv", SessionEnd::ConversationEnded, "conversation_closed"),
+        ("endlogout", SessionEnd::LoggedOut, "session_ended"),
+    ] {
+        let h = Harness::start(case, Options::default()).await;
+        let data = bytes(b"%PDF-1.7\n", 64 * 1024, 20);
+        let started = std::time::Instant::now();
+        let reference =
+            upload_with(&h, Faults { end_on_upload: Some(end), ..Faults::default() }, &data).await;
+        assert!(started.elapsed() < Duration::from_secs(20), "no long wait: {:?}", started.elapsed());
+        assert_kept(&h, &reference, &data).await;
+        assert_eq!(reference["delivery"]["mode"], "none", "{reference}");
+        assert_eq!(reference["delivery"]["error"], error, "{reference}");
+        assert_eq!(messages(&h), (0, 0));
+        h.finish().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn max_file_size_kb_counts_1000_bytes() {
+    // The emulator's deployment allows 10240 KB: 10,240,000 bytes go natively, one more as a link.
+    for (case, len, mode, naming, links) in
+        [("kbat", 10_240_000, "native", 1, 0), ("kbover", 10_240_001, "link", 0, 1)]
+    {
+        let h = Harness::start(case, Options::default()).await;
+        let data = bytes(b"%PDF-1.7\n", len, 21);
+        let reference = upload_with(&h, Faults::default(), &data).await;
+        assert_kept(&h, &reference, &data).await;
+        assert_eq!(reference["delivery"]["mode"], mode, "{len} bytes: {reference}");
+        assert_eq!(messages(&h), (naming, links), "{len} bytes");
+        h.finish().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
