@@ -69,7 +69,6 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
     let headers = &parts.headers;
     let peer = parts.extensions.get::<ClientAddr>().copied();
     state.admission.check_client(state.admission.client_ip(headers, peer))?;
-    let _client_slot = state.client_uploads.enter(state.admission.client_ip(headers, peer))?;
     let caller = auth::authorise(state, headers)?;
     let destination = auth::destination(state, &caller)?;
     auth::check_guest(state, &caller, &destination, 0)?;
@@ -104,6 +103,8 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
     let permit = state.budget.clone().try_acquire_many_owned(state.upload_permits).map_err(|_| {
         AppError::new(ErrorCode::ServerBusy, "too many uploads in progress; try again shortly").retry_after(5)
     })?;
+    // Counted among its address's uploads in progress once it sends (a silent connection holds nothing).
+    let _client_slot = state.client_uploads.enter(state.admission.client_ip(headers, peer))?;
     auth::use_ticket(state, &caller).await?;
     // Held while this request waits for its upload; a body of unknown length is charged at the end.
     let guest_pass = auth::reserve_guest(state, &caller, &destination, charge)?;
