@@ -16,14 +16,15 @@ pub struct DataPathSettings {
     /// Open Messaging sends `sha256`), so a ticket upload left to its page skips it; the reference
     /// lists `sha256` only when it was computed. The whole-file MD5 is always computed.
     pub always_sha256: bool,
-    /// Uploads one client address may have in progress at once; `0` for no cap. Over it: 429
-    /// `rate_limited` with `Retry-After`.
+    /// Uploads one client address may have in progress at once (counted from its first bytes);
+    /// `0` for no cap. Over it: 429 `rate_limited` with `Retry-After`. The default, 16, leaves room
+    /// for an office behind one NAT address and caps one address at 16 parts' shares of the budget.
     pub max_uploads_per_client: u32,
 }
 
 impl Default for DataPathSettings {
     fn default() -> Self {
-        Self { always_sha256: false, max_uploads_per_client: 8 }
+        Self { always_sha256: false, max_uploads_per_client: 16 }
     }
 }
 
