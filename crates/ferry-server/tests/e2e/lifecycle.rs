@@ -118,16 +118,18 @@ async fn stalled_headers_and_bodies_time_out_and_leave_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs LocalStack"]
 async fn an_upload_beyond_the_memory_budget_is_told_to_retry() {
-    // Room for exactly one upload's part buffers: 5 MiB × (4 in flight + 1).
-    let options =
-        Options { env: vec![("FERRY_MEMORY_BUDGET", (25 * MIB).to_string())], ..Options::default() };
-    let h = Harness::start("budget", options).await;
+    // The budget is charged per buffered part: room for two parts being filled (5 MiB each), the
+    // least one upload needs with one part in flight (5 MiB × (1 + 1)).
+    let env = vec![("FERRY_MEMORY_BUDGET", (10 * MIB).to_string()), ("FERRY_S3_MAX_IN_FLIGHT", "1".into())];
+    let h = Harness::start("budget", Options { env, ..Options::default() }).await;
     let data = bytes(b"", 6 * MIB, 15);
     let mut first = RawUpload::start(&h, "first.bin", data.len()).await;
     first.send(&data[..3 * MIB]).await;
+    let mut other = RawUpload::start(&h, "other.bin", data.len()).await;
+    other.send(&data[..3 * MIB]).await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while h.metric("ferry_memory_budget_used_bytes").await == 0 {
-        assert!(Instant::now() < deadline, "the first upload did not take its budget share");
+    while h.metric("ferry_memory_budget_used_bytes").await < 10 * MIB as u64 {
+        assert!(Instant::now() < deadline, "the two uploads did not take their budget shares");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let path = h.file("second.bin", &data);
@@ -144,10 +146,14 @@ async fn an_upload_beyond_the_memory_budget_is_told_to_retry() {
     let reply = h.post(&request, None).await;
     reply.assert_error(503, "server_busy");
     assert!(reply.trace.to_ascii_lowercase().contains("< retry-after:"), "503 without Retry-After");
-    // The first upload is unaffected.
+    // The two uploads are unaffected: each hands its share to its first part in flight and waits
+    // for the next, so they take turns rather than starve each other.
     first.send(&data[3 * MIB..]).await;
-    let (status, reference) = first.response().await;
-    assert_eq!(status, 201, "{reference}");
-    assert_eq!(h.keys().await.len(), 1);
+    other.send(&data[3 * MIB..]).await;
+    for upload in [first, other] {
+        let (status, reference) = upload.response().await;
+        assert_eq!(status, 201, "{reference}");
+    }
+    assert_eq!(h.keys().await.len(), 2);
     h.finish().await;
 }
