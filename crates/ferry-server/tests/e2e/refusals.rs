@@ -1,6 +1,7 @@
 //! Uploads that are refused: over ferry's size limit (streamed chunked, and declared), a wrong
 //! digest, an unknown session, an unconfigured deployment. Each leaves nothing in S3 (no object,
-//! no multipart upload in progress) and nothing in the conversation.
+//! no multipart upload in progress) and nothing in the conversation. A native attachment Genesys
+//! refuses after the file is stored is not a refusal: the file is kept and goes as a link.
 
 use crate::args;
 use crate::harness::{DEPLOYMENT, Harness, MIB, Options, bytes};
@@ -201,11 +202,11 @@ async fn a_form_refused_after_its_file_part_keeps_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs LocalStack"]
-async fn a_failed_delivery_keeps_nothing_and_claims_nothing() {
+async fn a_refused_native_delivery_keeps_the_file_and_sends_the_link() {
     let options =
         Options { env: vec![("FERRY_CORS_ORIGINS", "https://shop.example".into())], ..Options::default() };
     let h = Harness::start("delivery", options).await;
-    // Genesys refuses every presigned upload.
+    // Genesys refuses every presigned upload: the stored file is kept and goes as a link (issue 11).
     h.emulator.state().update_faults(|f| f.refuse_uploads = 100);
     let data = bytes(b"", 300 * 1024, 13);
     let path = h.file("refused.bin", &data);
@@ -222,14 +223,25 @@ async fn a_failed_delivery_keeps_nothing_and_claims_nothing() {
         &format!("@{}", path.display()),
     ]));
     let reply = h.post(&request, None).await;
-    reply.assert_error(502, "genesys_unavailable");
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let reference = reply.json();
+    assert_eq!(reference["delivery"]["mode"], "link", "{reference}");
+    assert_eq!(reference["delivery"]["fallback"]["httpStatus"], 403, "{reference}");
+    let key = reference["storage"]["key"].as_str().expect("storage.key");
+    assert!(h.object(key).await == data, "the stored bytes differ");
+    let conversation = h.conversation();
+    let messages = conversation["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(messages.len(), 1, "one message: {conversation}");
+    assert!(messages[0]["attachmentIds"].as_array().is_none_or(|a| a.is_empty()), "{conversation}");
+    assert!(messages[0]["text"].as_str().is_some_and(|t| t.contains("/v1/files/")), "{conversation}");
     // CORS headers are on error answers too.
+    let mut unnamed = h.guest();
+    unnamed.extend(args(&["-v", "-H", "Origin: https://shop.example", "--data-binary", "x"]));
+    let refused = h.post(&unnamed, None).await;
+    refused.assert_error(400, "missing_file_name");
     assert!(
-        reply.trace.to_ascii_lowercase().contains("< access-control-allow-origin: https://shop.example"),
+        refused.trace.to_ascii_lowercase().contains("< access-control-allow-origin: https://shop.example"),
         "no CORS header on the error answer"
     );
-    h.assert_nothing_stored().await;
-    let conversation = h.conversation();
-    assert_eq!(conversation["messages"], serde_json::json!([]), "a message claims a file: {conversation}");
     h.finish().await;
 }
