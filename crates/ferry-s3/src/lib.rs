@@ -13,7 +13,8 @@
 //! - **Bounded and back-pressured**: at most [`UploadConfig::max_in_flight`] parts upload at once;
 //!   while they are all busy the body is not read, so an upload holds at most
 //!   `part size × (max_in_flight + 1)` bytes of parts ([`MemoryGauge`] counts them). Part bodies
-//!   are the body's own `Bytes` slices, never copied.
+//!   are the body's own `Bytes` slices, never copied. Uploads can share a [`PartBudget`], charged
+//!   per buffered part ([`Uploader::with_budget`]).
 //! - **Hashed once, beside the network**: each digest the [`ChecksumMode`] needs is computed once
 //!   per byte: a part's CRC (or, in the `md5` mode, its MD5) on the part's own task (a blocking
 //!   thread, parts in parallel), the whole object's MD5 (and SHA-256 when asked) on a thread of its
