@@ -45,6 +45,16 @@ fn vm_hwm(pid: u32) -> u64 {
     kb * 1024
 }
 
+/// CPU time `pid` has used (user + system), from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect();
+    // Clock ticks: 100 per second on Linux (USER_HZ).
+    Duration::from_millis(fields.iter().sum::<u64>() * 10)
+}
+
 /// Starts `ferry serve` (this build) with `config`, freshly, and waits until it is ready.
 async fn start_ferry(config: &Path, log: &Path) -> Ferry {
     FerryCommand::new(env!("CARGO_BIN_EXE_ferry"), log)
@@ -79,6 +89,8 @@ struct Row {
     aws: Option<Duration>,
     idle_rss: u64,
     peak_rss: u64,
+    /// CPU time ferry spent on the upload.
+    ferry_cpu: Duration,
     /// ferry's high-water mark after 25, 50, 75 and 100 % of the upload's time.
     quarters: [u64; 4],
 }
@@ -131,6 +143,7 @@ async fn main() {
         let ferry = start_ferry(&config, &dir.path().join(format!("ferry-{mib}.log"))).await;
         let pid = ferry.pid();
         let idle_rss = vm_hwm(pid);
+        let cpu_before = cpu_time(pid);
         let url = ferry.url("/v1/uploads");
         let auth = format!("Authorization: Bearer {token}");
         let deployment = format!("X-Genesys-Deployment-Id: {DEMO_DEPLOYMENT_ID}");
@@ -164,6 +177,7 @@ async fn main() {
         let (status, body) = upload.await.expect("curl task");
         let ferry_time = started.elapsed();
         let peak_rss = vm_hwm(pid);
+        let ferry_cpu = cpu_time(pid).saturating_sub(cpu_before);
         let at = |fraction: f64| {
             timeline
                 .iter()
@@ -215,13 +229,14 @@ async fn main() {
             aws: aws_time,
             idle_rss,
             peak_rss,
+            ferry_cpu,
             quarters: [at(0.25), at(0.5), at(0.75), peak_rss],
         });
     }
 
     println!(
-        "{:>8} {:>11} {:>10} {:>10} {:>16} {:>16}",
-        "size", "ferry MB/s", "aws MB/s", "ferry/aws", "ferry peak RSS", "ferry idle RSS"
+        "{:>8} {:>11} {:>10} {:>10} {:>16} {:>16} {:>18}",
+        "size", "ferry MB/s", "aws MB/s", "ferry/aws", "ferry peak RSS", "ferry idle RSS", "ferry CPU s/GiB"
     );
     for row in &rows {
         let mb = (row.mib * MIB) as f64 / 1e6;
@@ -233,13 +248,14 @@ async fn main() {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "{:>4} MiB {:>11.0} {:>10} {:>10} {:>12.1} MiB {:>12.1} MiB",
+            "{:>4} MiB {:>11.0} {:>10} {:>10} {:>12.1} MiB {:>12.1} MiB {:>18.2}",
             row.mib,
             ferry_mbps,
             aws_mbps,
             ratio,
             row.peak_rss as f64 / MIB as f64,
             row.idle_rss as f64 / MIB as f64,
+            row.ferry_cpu.as_secs_f64() / (row.mib as f64 / 1024.0),
         );
     }
     for row in &rows {
