@@ -7,6 +7,7 @@ use crate::tickets::TicketVerifier;
 use anyhow::Context as _;
 use ferry_auth::{AuthConfig, ClientSecret, TokenManager};
 use ferry_core::plan::MIB;
+use ferry_genesys::deployment::DeploymentConfigClient;
 use ferry_genesys::guest::{GuestClient, GuestConfig};
 use ferry_genesys::hosts::GenesysEndpoints;
 use ferry_genesys::platform::{PlatformClient, PlatformConfig};
@@ -68,6 +69,9 @@ pub struct Destination {
     pub guest: GuestClient,
     /// The platform client, when it delivers through Open Messaging.
     pub platform: Option<PlatformClient>,
+    /// Reads the deployment's public `config.json` (cached), for sessions that state no
+    /// `allowedMedia`; none when no CDN is known (an emulator without `config_cdn_url`).
+    pub deployment_config: Option<DeploymentConfigClient>,
 }
 
 impl std::ops::Deref for AppState {
@@ -126,6 +130,7 @@ impl AppState {
                 max_file_size: config.max_file_size_for(settings),
                 guest: guest_client(id, settings)?,
                 platform: platform_client(id, settings)?,
+                deployment_config: deployment_config_client(id, settings)?,
             };
             deployments.insert(id.clone(), Arc::new(destination));
         }
@@ -191,6 +196,26 @@ fn guest_client(id: &str, deployment: &Deployment) -> anyhow::Result<GuestClient
         (None, Some(_)) => None,
     };
     GuestClient::new(guest).with_context(|| format!("deployments.{id}"))
+}
+
+/// How long a deployment's `config.json` is kept before it is read again.
+const DEPLOYMENT_CONFIG_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn deployment_config_client(
+    id: &str,
+    deployment: &Deployment,
+) -> anyhow::Result<Option<DeploymentConfigClient>> {
+    let base = match (&deployment.config_cdn_url, &deployment.web_messaging_url) {
+        (Some(url), _) => url::Url::parse(url).with_context(|| format!("deployments.{id}.config_cdn_url"))?,
+        (None, None) => {
+            let env = deployment.environment.as_deref().unwrap_or("mypurecloud.com");
+            GenesysEndpoints::for_environment(env).with_context(|| format!("deployments.{id}"))?.api_cdn
+        }
+        (None, Some(_)) => return Ok(None),
+    };
+    DeploymentConfigClient::new(base, DEPLOYMENT_CONFIG_TTL)
+        .map(Some)
+        .with_context(|| format!("deployments.{id}.config_cdn_url"))
 }
 
 fn platform_client(id: &str, deployment: &Deployment) -> anyhow::Result<Option<PlatformClient>> {

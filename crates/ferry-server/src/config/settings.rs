@@ -193,6 +193,9 @@ pub struct Deployment {
     pub web_messaging_url: Option<String>,
     /// Guest REST override (`https://api.E` by default; none with `web_messaging_url` unless set).
     pub guest_api_url: Option<String>,
+    /// Where the deployment's public `config.json` is read from when a session states no
+    /// `allowedMedia` (`https://api-cdn.E` by default; none with `web_messaging_url` unless set).
+    pub config_cdn_url: Option<String>,
     /// Seconds to wait for Genesys's upload event after a native attachment's PUT (default 120).
     pub upload_event_timeout_secs: Option<u64>,
     /// `Origin` to present on the guest WebSocket.

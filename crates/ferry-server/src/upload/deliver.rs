@@ -138,6 +138,19 @@ const LOOKUP_MESSAGES: usize = 100;
 
 /// After a message that was sent but not confirmed: `Some(found)` when it is in the conversation,
 /// `None` when it is not (sending again is safe), `Err` when that cannot be told.
+/// A session that states no `allowedMedia` decides by the deployment's public `config.json`, as
+/// the official clients do; if it cannot be read, the session allows no native attachment (links).
+async fn consult_deployment_config(destination: &Destination, deployment: &str, session: &mut GuestSession) {
+    let stated = session.info().response.allowed_media.as_ref().is_some_and(|m| m.inbound.is_some());
+    let Some(cdn) = destination.deployment_config.as_ref().filter(|_| !stated) else { return };
+    match cdn.get(deployment).await {
+        Ok(config) => session.use_deployment_config(config),
+        Err(error) => {
+            tracing::warn!(deployment, error = %error, "cannot read the deployment's config.json; sending a link")
+        }
+    }
+}
+
 async fn look_for(session: &mut GuestSession, file: &FileMeta) -> Result<Option<FoundMessage>, GenesysError> {
     let found = session.find_own_message(&file.file_id, LOOKUP_MESSAGES).await;
     if let Err(error) = &found {
@@ -215,6 +228,7 @@ pub(crate) async fn deliver(
         Ok(session) => session,
         Err(error) => return Delivered::undelivered(error, None),
     };
+    consult_deployment_config(destination, deployment, &mut session).await;
     let delivered = match (&destination.settings.delivery, session.decide(&file)) {
         (DeliveryPreference::Link, _) => link.send(&mut session, &file, None, None).await,
         (_, AttachmentDecision::Link(reason)) => {
