@@ -34,6 +34,7 @@ pub mod datapath;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod error;
+pub mod linger;
 pub mod links;
 pub mod metrics;
 pub mod names;

@@ -43,6 +43,9 @@ pub async fn upload(State(state): State<AppState>, ReqId(request_id): ReqId, req
     let started = Instant::now();
     let span = tracing::info_span!("upload", request_id = %request_id);
     let _in_flight = state.metrics.start();
+    // A body ferry stops reading (a refusal mid-stream) is drained in the background, so the
+    // client reads the answer instead of a reset connection.
+    let request = request.map(|body| axum::body::Body::new(crate::linger::Lingering::new(body)));
     match handle(&state, request).instrument(span).await {
         Ok(reference) => {
             state.metrics.finish("created", reference.size, started.elapsed());

@@ -10,6 +10,7 @@ mod flows;
 mod fuzz_link;
 mod fuzz_multipart;
 mod keys;
+mod linger;
 mod ops;
 mod trickle;
 mod validation;
