@@ -190,7 +190,10 @@ async fn main() {
         let reference: serde_json::Value = serde_json::from_str(&body).expect("reference");
         assert_eq!(reference["size"], len, "{reference}");
         assert_eq!(reference["delivery"]["mode"], "link", "{reference}");
-        let key = reference["storage"]["key"].as_str().expect("key").to_owned();
+        let key = ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX)
+            .as_deref()
+            .expect("key")
+            .to_owned();
         let head = client.head_object().bucket(BUCKET).key(&key).send().await.expect("stored object");
         assert_eq!(head.content_length(), Some(len as i64));
         client.delete_object().bucket(BUCKET).key(&key).send().await.expect("delete");

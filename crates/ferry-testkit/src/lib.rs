@@ -8,6 +8,7 @@
 //!   killed on drop (its log shown when a test panics).
 //! - [`data`]: deterministic pseudo-random bytes and numbers (xorshift64*), the same for a seed
 //!   everywhere, in one buffer or streamed.
+//! - [`reference`]: the S3 key an attachment reference names (guests get no `storage`).
 //! - [`fuzz`]: replays a fuzz target's regressions and seed corpus (`fuzz/`) through its check.
 //!
 //! Only dev-dependencies (tests, benches, examples) may point at this crate; it depends on no ferry
@@ -27,3 +28,4 @@ pub mod data;
 pub mod fuzz;
 pub mod localstack;
 pub mod process;
+pub mod reference;

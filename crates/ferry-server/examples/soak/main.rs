@@ -557,7 +557,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             check.expect(false, format!("{what}: the 201 carries a JSON reference"), || record.describe());
             continue;
         };
-        let key = reference.pointer("/storage/key").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let key = ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX)
+            .as_deref()
+            .unwrap_or_default()
+            .to_owned();
         let id = reference["id"].as_str().unwrap_or_default().to_owned();
         let mode = reference.pointer("/delivery/mode").and_then(Value::as_str).unwrap_or_default().to_owned();
         check.expect(
@@ -653,7 +656,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
     let created_keys: std::collections::BTreeSet<String> = created
         .iter()
-        .filter_map(|r| r.created()?.json()?.pointer("/storage/key")?.as_str().map(str::to_owned))
+        .filter_map(|r| {
+            r.created()?.json().and_then(|r| {
+                ferry_testkit::reference::stored_key(&r, ferry_testkit::reference::DEFAULT_PREFIX)
+            })
+        })
         .collect();
     // Objects no 201 names may only be uploads whose client hung up after the whole body (ferry
     // carried on): those must then be complete and delivered exactly once, like a 201.

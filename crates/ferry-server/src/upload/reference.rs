@@ -27,7 +27,10 @@ pub(crate) struct AttachmentReference {
     status: &'static str,
     uploaded_at: String,
     checksums: Checksums,
-    storage: Storage,
+    /// Where the file is stored: for ticket callers (site backends) only; anonymous guests are
+    /// not told the bucket or key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<Storage>,
     delivery: Delivered,
     #[serde(skip_serializing_if = "Option::is_none")]
     reference: Option<String>,
@@ -93,7 +96,8 @@ impl AttachmentReference {
                 crc32c: crc(CrcAlgorithm::Crc32c),
                 crc64nvme: crc(CrcAlgorithm::Crc64Nvme),
             },
-            storage: Storage { bucket: object.bucket.clone(), key: object.key.clone() },
+            storage: matches!(caller, Caller::Ticket(_))
+                .then(|| Storage { bucket: object.bucket.clone(), key: object.key.clone() }),
             delivery,
             reference,
             text: declared.caption.clone(),

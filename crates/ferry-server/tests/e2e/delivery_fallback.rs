@@ -37,7 +37,9 @@ async fn files(h: &Harness) -> Vec<String> {
 async fn assert_kept(h: &Harness, reference: &Value, data: &[u8]) {
     assert_eq!(reference["size"], data.len(), "{reference}");
     assert_eq!(reference["checksums"]["sha256"], sha256_hex(data), "{reference}");
-    let key = reference["storage"]["key"].as_str().expect("storage.key");
+    let key = ferry_testkit::reference::stored_key(reference, ferry_testkit::reference::DEFAULT_PREFIX)
+        .expect("storage.key");
+    let key = key.as_str();
     assert_eq!(files(h).await, vec![key.to_owned()], "exactly the one object");
     assert!(h.object(key).await == data, "the stored bytes differ");
     assert_eq!(h.pending_uploads().await, 0);

@@ -78,7 +78,9 @@ async fn check(
     let (uploaded, naming, links) = claims(&h.conversation());
     let (s3_ok, s3) = match expect {
         Expect::Delivered | Expect::Link | Expect::Kept(_) => {
-            let key = body["storage"]["key"].as_str().unwrap_or("");
+            let key = ferry_testkit::reference::stored_key(body, ferry_testkit::reference::DEFAULT_PREFIX)
+                .unwrap_or_default();
+            let key = key.as_str();
             let same = keys == [key.to_owned()] && pending == 0 && h.object(key).await == data;
             (same, if same { "object identical".into() } else { format!("keys {keys:?}, {pending} pending") })
         }

@@ -67,7 +67,14 @@ impl Expect {
                     && got.body["error"]["requestId"].as_str().is_some_and(|r| !r.is_empty())
             }
             Self::Bare(s) => got.status == Some(*s) && got.code().is_none(),
-            Self::Created => got.status == Some(201) && got.body["storage"]["key"].is_string(),
+            Self::Created => {
+                got.status == Some(201)
+                    && ferry_testkit::reference::stored_key(
+                        &got.body,
+                        ferry_testkit::reference::DEFAULT_PREFIX,
+                    )
+                    .is_some()
+            }
             Self::Found => {
                 got.status == Some(302) && got.location.as_deref().is_some_and(|l| l.contains("X-Amz-"))
             }
@@ -106,7 +113,9 @@ impl Battery {
     fn record(&mut self, case: &str, expect: &Expect, got: &Answer) -> bool {
         let pass = expect.matches(got);
         if matches!(expect, Expect::Created)
-            && let Some(key) = got.body["storage"]["key"].as_str()
+            && let Some(key) =
+                ferry_testkit::reference::stored_key(&got.body, ferry_testkit::reference::DEFAULT_PREFIX)
+                    .as_deref()
         {
             self.kept.push(key.to_owned());
         }
@@ -633,7 +642,10 @@ async fn hostile_input_battery() {
         let shown: Vec<String> = answers.iter().map(Answer::show).collect();
         let first = answers.first().cloned().unwrap_or_default();
         let pass = answers.len() == 1 && first.status == Some(201) && first.body["size"] == 0;
-        if let Some(k) = first.body["storage"]["key"].as_str() {
+        if let Some(k) =
+            ferry_testkit::reference::stored_key(&first.body, ferry_testkit::reference::DEFAULT_PREFIX)
+                .as_deref()
+        {
             b.kept.push(k.to_owned());
         }
         b.record_checked(
@@ -663,7 +675,9 @@ async fn hostile_input_battery() {
         let answers = exchange(addr, &request, Duration::from_secs(30)).await;
         let shown: Vec<String> = answers.iter().map(Answer::show).collect();
         let first = answers.first().cloned().unwrap_or_default();
-        let key = first.body["storage"]["key"].as_str().map(str::to_owned);
+        let key = ferry_testkit::reference::stored_key(&first.body, ferry_testkit::reference::DEFAULT_PREFIX)
+            .as_deref()
+            .map(str::to_owned);
         let stored_ok = match &key {
             Some(k) => h.object(k).await == declared,
             None => false,
@@ -992,8 +1006,13 @@ async fn hostile_input_battery() {
     let reply = h.post(&request, None).await;
     let messages_after = h.conversation()["messages"].as_array().map_or(0, Vec::len);
     let delivered = reply.status == 201 && messages_after == messages_before + 1;
-    let reply_key =
-        if reply.status == 201 { reply.json()["storage"]["key"].as_str().map(str::to_owned) } else { None };
+    let reply_key = if reply.status == 201 {
+        ferry_testkit::reference::stored_key(&reply.json(), ferry_testkit::reference::DEFAULT_PREFIX)
+            .as_deref()
+            .map(str::to_owned)
+    } else {
+        None
+    };
 
     let timeouts = timeouts_and_stalled_connections(&mut b).await;
     b.print();
@@ -1221,7 +1240,12 @@ async fn timeouts_and_stalled_connections(b: &mut Battery) -> bool {
         );
         for reply in [&during, &after] {
             if reply.status == 201 {
-                let key = reply.json()["storage"]["key"].as_str().map(str::to_owned);
+                let key = ferry_testkit::reference::stored_key(
+                    &reply.json(),
+                    ferry_testkit::reference::DEFAULT_PREFIX,
+                )
+                .as_deref()
+                .map(str::to_owned);
                 if let Some(key) = key {
                     let _ = h.s3.delete_object().bucket(&h.bucket).key(key).send().await;
                 }

@@ -70,7 +70,9 @@ async fn sigterm_lets_uploads_finish_within_the_grace_period_and_aborts_the_rest
     assert_ne!(status, 201, "the stalled upload was not completed");
     // ferry waits for the aborts before exiting: nothing is in progress the moment it is gone.
     assert_eq!(h.pending_uploads().await, 0, "a multipart upload was left behind");
-    let key = reference["storage"]["key"].as_str().expect("key");
+    let key = ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX)
+        .expect("key");
+    let key = key.as_str();
     assert_eq!(h.keys().await, vec![key.to_owned()], "only the finished upload was kept");
     assert!(h.object(key).await == finishing, "stored bytes differ");
     let conversation = h.conversation();

@@ -260,7 +260,10 @@ async fn a_gib_streams_through_the_documented_nginx_over_tls() {
     assert_eq!(reply.json()["size"], GIB, "{reply:?}");
     assert_eq!(buffered, 0, "nginx buffered the body in a temporary file");
     assert!(!nginx.log().contains("buffered to a temporary file"), "{}", nginx.log());
-    let key = reply.json()["storage"]["key"].as_str().expect("key").to_owned();
+    let key = ferry_testkit::reference::stored_key(&reply.json(), ferry_testkit::reference::DEFAULT_PREFIX)
+        .as_deref()
+        .expect("key")
+        .to_owned();
     let head = h.s3.head_object().bucket(&h.bucket).key(&key).send().await.expect("HeadObject");
     assert_eq!(head.content_length(), Some(GIB as i64));
     let peak = peak_rss(h.ferry.pid());

@@ -227,7 +227,9 @@ async fn a_refused_native_delivery_keeps_the_file_and_sends_the_link() {
     let reference = reply.json();
     assert_eq!(reference["delivery"]["mode"], "link", "{reference}");
     assert_eq!(reference["delivery"]["fallback"]["httpStatus"], 403, "{reference}");
-    let key = reference["storage"]["key"].as_str().expect("storage.key");
+    let key = ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX)
+        .expect("storage.key");
+    let key = key.as_str();
     assert!(h.object(key).await == data, "the stored bytes differ");
     let conversation = h.conversation();
     let messages = conversation["messages"].as_array().cloned().unwrap_or_default();

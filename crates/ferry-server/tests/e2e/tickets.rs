@@ -47,7 +47,10 @@ async fn a_ticket_stores_the_file_for_the_page_to_deliver_once() {
     assert_eq!(reference["delivery"]["mode"], "client", "{reference}");
     assert_eq!(reference["reference"], "case-42", "{reference}");
     assert_eq!(reference["size"], data.len());
-    let key = reference["storage"]["key"].as_str().expect("key").to_owned();
+    let key = ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX)
+        .as_deref()
+        .expect("key")
+        .to_owned();
     assert!(key.starts_with(&format!("ferry/{DEPLOYMENT}/")), "{key}");
     assert_eq!(h.keys().await, vec![key.clone()]);
     assert!(h.object(&key).await == data, "stored bytes differ");

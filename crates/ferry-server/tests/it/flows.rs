@@ -14,7 +14,9 @@ async fn a_small_file_is_stored_and_delivered_natively() {
     assert_eq!(reference["size"], data.len());
     assert_eq!(reference["delivery"]["mode"], "native");
     assert_eq!(reference["checksums"]["sha256"], sha256_hex(&data));
-    let key = reference["storage"]["key"].as_str().unwrap();
+    let key =
+        ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX).unwrap();
+    let key = key.as_str();
     assert!(key.starts_with(&format!("ferry/{DEPLOYMENT}/")));
     assert_eq!(ferry.object(key).await, data);
 
@@ -56,7 +58,16 @@ async fn sizes_bodies_and_delivery_modes() {
     let r: Value =
         ferry.raw("empty.txt", "text/plain", Vec::new()).send().await.unwrap().json().await.unwrap();
     assert_eq!((r["size"].as_u64(), r["delivery"]["mode"].as_str()), (Some(0), Some("link")), "{r}");
-    assert_eq!(ferry.object(r["storage"]["key"].as_str().unwrap()).await, b"");
+    assert_eq!(
+        ferry
+            .object(
+                ferry_testkit::reference::stored_key(&r, ferry_testkit::reference::DEFAULT_PREFIX)
+                    .as_deref()
+                    .unwrap()
+            )
+            .await,
+        b""
+    );
     // 1 byte, raw.
     let r: Value =
         ferry.raw("one.txt", "text/plain", b"x".to_vec()).send().await.unwrap().json().await.unwrap();
@@ -80,7 +91,16 @@ async fn sizes_bodies_and_delivery_modes() {
     assert_eq!(r["name"], "photo.bin");
     assert_eq!(r["text"], "from the form");
     assert_eq!(r["checksums"]["sha256"], sha256_hex(&data));
-    assert_eq!(ferry.object(r["storage"]["key"].as_str().unwrap()).await, data);
+    assert_eq!(
+        ferry
+            .object(
+                ferry_testkit::reference::stored_key(&r, ferry_testkit::reference::DEFAULT_PREFIX)
+                    .as_deref()
+                    .unwrap()
+            )
+            .await,
+        data
+    );
 
     // 12 MiB: three 5 MiB parts, over the deployment's 10,240 KB: a link message.
     let big = random_bytes(12 << 20, 2);
@@ -89,7 +109,16 @@ async fn sizes_bodies_and_delivery_modes() {
     let r: Value = response.json().await.unwrap();
     assert_eq!(r["delivery"]["mode"], "link", "{r}");
     assert!(r["checksums"]["s3ETag"].as_str().unwrap().ends_with("-3"));
-    assert_eq!(ferry.object(r["storage"]["key"].as_str().unwrap()).await, big);
+    assert_eq!(
+        ferry
+            .object(
+                ferry_testkit::reference::stored_key(&r, ferry_testkit::reference::DEFAULT_PREFIX)
+                    .as_deref()
+                    .unwrap()
+            )
+            .await,
+        big
+    );
     let link = r["downloadUrl"].as_str().unwrap();
     let conversation =
         serde_json::to_value(ferry.stack.genesys.state().conversation(ferry.token()).unwrap()).unwrap();
