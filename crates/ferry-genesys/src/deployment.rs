@@ -185,21 +185,7 @@ impl DeploymentConfigClient {
             .send()
             .await
             .map_err(|e| Error::ApiTransport { source: e.without_url() })?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            return Err(Error::Api {
-                status,
-                body: None,
-                correlation_id: None,
-                rate_limit: None,
-                retry_after: None,
-            });
-        }
-        let document: Value = response.json().await.map_err(|e| Error::ApiDecode {
-            status,
-            reason: format!("config.json is not JSON: {}", e.without_url()),
-            correlation_id: None,
-        })?;
+        let document = crate::error::json_answer(response, "config.json").await?;
         Ok(DeploymentConfig::from_json(&document))
     }
 }

@@ -336,6 +336,27 @@ fn code_fault(code: ErrorCode) -> Fault {
     }
 }
 
+/// The JSON body of a 2xx answer to one of the guest-side GETs (a deployment's `config.json`, the
+/// guest messages API); any other status is [`Error::Api`], a body that is not JSON
+/// [`Error::ApiDecode`] naming `what`.
+pub(crate) async fn json_answer(response: reqwest::Response, what: &str) -> Result<serde_json::Value, Error> {
+    let status = response.status().as_u16();
+    if !response.status().is_success() {
+        return Err(Error::Api {
+            status,
+            body: None,
+            correlation_id: None,
+            rate_limit: None,
+            retry_after: None,
+        });
+    }
+    response.json().await.map_err(|e| Error::ApiDecode {
+        status,
+        reason: format!("{what} is not JSON: {}", e.without_url()),
+        correlation_id: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

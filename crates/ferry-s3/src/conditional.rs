@@ -78,16 +78,7 @@ fn is_already_there(error: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn service(status: u16, code: &str) -> Error {
-        Error::Service {
-            operation: "PutObject",
-            status: Some(status),
-            code: Some(code.into()),
-            message: String::new(),
-            attempts: 1,
-        }
-    }
+    use crate::error::tests::service;
 
     #[test]
     fn precondition_failures_and_conflicts_mean_the_key_exists() {

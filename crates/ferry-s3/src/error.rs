@@ -179,10 +179,11 @@ impl fmt::Debug for Redacted {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn service(status: u16, code: &str) -> Error {
+    /// An S3 service error with this status and code, for the classification tests.
+    pub(crate) fn service(status: u16, code: &str) -> Error {
         Error::Service {
             operation: "PutObject",
             status: Some(status),

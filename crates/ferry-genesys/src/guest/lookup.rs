@@ -50,21 +50,7 @@ impl GuestSession {
             }
             let response =
                 request.send().await.map_err(|e| Error::ApiTransport { source: e.without_url() })?;
-            let status = response.status().as_u16();
-            if !response.status().is_success() {
-                return Err(Error::Api {
-                    status,
-                    body: None,
-                    correlation_id: None,
-                    rate_limit: None,
-                    retry_after: None,
-                });
-            }
-            let page_body: Value = response.json().await.map_err(|e| Error::ApiDecode {
-                status,
-                reason: format!("guest messages are not JSON: {}", e.without_url()),
-                correlation_id: None,
-            })?;
+            let page_body = crate::error::json_answer(response, "guest messages").await?;
             let entities = page_body.get("entities").and_then(Value::as_array).cloned().unwrap_or_default();
             if let Some(found) = entities.iter().find_map(|m| ours(m, file_id)) {
                 return Ok(Some(found));
