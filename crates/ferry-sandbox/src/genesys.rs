@@ -149,6 +149,9 @@ pub struct Faults {
     /// The code `getAttachment` answers for an attachment not uploaded yet: 4010 (default) or
     /// 4009 (the official behaviour may be either).
     pub not_uploaded_code: u32,
+    /// The next this-many `getAttachment` requests on an uploaded attachment answer
+    /// `not_uploaded_code` all the same, as Genesys does while it still processes a file.
+    pub pending_polls: u32,
 }
 
 /// Which frames carry the request's `tracingId` back.
@@ -198,6 +201,7 @@ impl Default for Faults {
             end_on_upload: None,
             drop_after_message: 0,
             not_uploaded_code: 4010,
+            pending_polls: 0,
         }
     }
 }

@@ -372,6 +372,53 @@ async fn a_socket_dropped_after_the_presigned_url_is_recovered() {
 }
 
 #[tokio::test]
+async fn an_upload_still_processing_is_waited_out_through_4009_and_4010() {
+    for code in [4009, 4010] {
+        let emu = emulator().await;
+        let token = emu.create_session(DEP);
+        let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+        // The upload event is lost with the socket; after reconnecting, getAttachment says "not
+        // yet" (as 4009 or 4010) twice before the attachment is ready.
+        emu.update_faults(|f| {
+            f.swallow_upload_events = 1;
+            f.pending_polls = 2;
+            f.not_uploaded_code = code;
+        });
+        let watcher = {
+            let state = emu.state().clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                loop {
+                    let uploaded = state
+                        .conversation(&token)
+                        .is_some_and(|c| c.attachments.iter().any(|a| a.state == "uploaded"));
+                    if uploaded {
+                        state.drop_connections(&token);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        let bytes = data(10_000);
+        let delivered = session
+            .send_attachment(
+                &meta("a.bin", "application/octet-stream", &bytes),
+                UploadBody::from_bytes(bytes),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{code}: {e:?}"));
+        watcher.await.unwrap();
+        assert_eq!(emu.faults().pending_polls, 0, "{code}: both 'not yet' answers were polled through");
+        let conv = emu.conversation(&token).unwrap();
+        assert_eq!(conv.messages.len(), 1, "{code}");
+        assert_eq!(conv.messages[0].attachment_ids, vec![delivered.attachment_id]);
+        assert!(emu.violations().is_empty(), "{:?}", emu.violations());
+    }
+}
+
+#[tokio::test]
 async fn a_socket_that_keeps_dropping_is_reported_and_no_message_is_sent() {
     let emu = emulator().await;
     let token = emu.create_session(DEP);

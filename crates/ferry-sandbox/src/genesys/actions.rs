@@ -403,13 +403,20 @@ fn get_attachment(inner: &mut Inner, conn: ConnId, token: &str, request: &Value,
         .get(token)
         .and_then(|s| s.attachments.iter().find(|a| a.id == id))
         .map(|a| a.state.clone());
+    let still_processing =
+        matches!(state, Some(AttachmentState::Uploaded { .. })) && inner.faults.pending_polls > 0;
+    if still_processing {
+        inner.faults.pending_polls -= 1;
+    }
     match state {
-        Some(AttachmentState::Uploaded { .. }) => {
+        Some(AttachmentState::Uploaded { .. }) if !still_processing => {
             let url = inner.download_url(token, &id);
             let body = json!({"attachmentId": id, "url": url, "headers": {}});
             inner.send(conn, frame("response", "PresignedUrlResponse", 200, body, tid));
         }
-        Some(AttachmentState::Pending | AttachmentState::Failed { .. }) => {
+        Some(
+            AttachmentState::Uploaded { .. } | AttachmentState::Pending | AttachmentState::Failed { .. },
+        ) => {
             let code = inner.faults.not_uploaded_code;
             inner.send(conn, string_error(code, "Attachment has not been successfully uploaded", tid));
         }
