@@ -66,6 +66,30 @@ fn chunked(bytes: &[u8], chunk: usize) -> UploadBody {
     UploadBody::from_stream(bytes.len() as u64, futures::stream::iter(chunks))
 }
 
+/// Drops the session's connections (after `then` adjusts the faults) as soon as its attachment is
+/// uploaded, so the upload event is lost with the socket.
+fn drop_once_uploaded(
+    emu: &GenesysEmulator,
+    token: &str,
+    then: impl FnOnce(&mut ferry_sandbox::genesys::Faults) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let state = emu.state().clone();
+    let token = token.to_owned();
+    tokio::spawn(async move {
+        loop {
+            let uploaded = state
+                .conversation(&token)
+                .is_some_and(|c| c.attachments.iter().any(|a| a.state == "uploaded"));
+            if uploaded {
+                state.update_faults(then);
+                state.drop_connections(&token);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
 #[tokio::test]
 async fn native_delivery_end_to_end_stores_the_same_sha256() {
     let emu = emulator().await;
@@ -384,22 +408,7 @@ async fn an_upload_still_processing_is_waited_out_through_4009_and_4010() {
             f.pending_polls = 2;
             f.not_uploaded_code = code;
         });
-        let watcher = {
-            let state = emu.state().clone();
-            let token = token.clone();
-            tokio::spawn(async move {
-                loop {
-                    let uploaded = state
-                        .conversation(&token)
-                        .is_some_and(|c| c.attachments.iter().any(|a| a.state == "uploaded"));
-                    if uploaded {
-                        state.drop_connections(&token);
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-        };
+        let watcher = drop_once_uploaded(&emu, &token, |_| {});
         let bytes = data(10_000);
         let delivered = session
             .send_attachment(
@@ -423,25 +432,9 @@ async fn a_socket_that_keeps_dropping_is_reported_and_no_message_is_sent() {
     let emu = emulator().await;
     let token = emu.create_session(DEP);
     let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
-    // The upload lands, but once it does every connection dies right after configuring.
     emu.update_faults(|f| f.event_delay = Duration::from_millis(300));
-    let watcher = {
-        let state = emu.state().clone();
-        let token = token.clone();
-        tokio::spawn(async move {
-            loop {
-                let uploaded = state
-                    .conversation(&token)
-                    .is_some_and(|c| c.attachments.iter().any(|a| a.state == "uploaded"));
-                if uploaded {
-                    state.update_faults(|f| f.drop_after_frames = Some(1));
-                    state.drop_connections(&token);
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    // The upload lands, but once it does every connection dies right after configuring.
+    let watcher = drop_once_uploaded(&emu, &token, |f| f.drop_after_frames = Some(1));
     let bytes = data(10_000);
     let err = session
         .send_attachment(

@@ -1,44 +1,15 @@
 //! The Genesys emulator spoken to by hand (raw WebSocket frames and HTTP), independent of the
 //! ferry-genesys client.
 
-use ferry_sandbox::genesys::{DEMO_DEPLOYMENT_ID, Deployment, GenesysEmulator, GenesysEmulatorConfig};
-use futures::{SinkExt, StreamExt};
+use ferry_sandbox::genesys::Deployment;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const DEP: &str = DEMO_DEPLOYMENT_ID;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn start(deployment: Deployment) -> GenesysEmulator {
-    let config = GenesysEmulatorConfig { deployments: vec![deployment], ..Default::default() };
-    GenesysEmulator::start(config).await.unwrap()
-}
-
-async fn open(emu: &GenesysEmulator) -> Ws {
-    tokio_tungstenite::connect_async(format!("{}?deploymentId={DEP}", emu.ws_url())).await.unwrap().0
-}
-
-async fn send(ws: &mut Ws, request: Value) {
-    ws.send(Message::text(request.to_string())).await.unwrap();
-}
-
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame in time");
-        if let Message::Text(text) = msg.unwrap().unwrap() {
-            return serde_json::from_str(text.as_str()).unwrap();
-        }
-    }
-}
-
-async fn configure(ws: &mut Ws, token: &str) -> Value {
-    send(ws, json!({"action": "configureSession", "token": token, "deploymentId": DEP, "startNew": false, "tracingId": "cfg"})).await;
-    recv(ws).await
-}
+use crate::ws::{DEP, configure, open, recv, send, start};
 
 #[tokio::test]
 async fn sessions_are_keyed_by_token_and_hold_three_connections() {

@@ -1,44 +1,11 @@
 //! The Genesys emulator's issue-11 behaviour spoken to by hand: frames shaped like the official
 //! fixtures, the refusal and session-end knobs, `config.json` and the guest messages API.
 
-use ferry_sandbox::genesys::{
-    DEMO_DEPLOYMENT_ID, Deployment, GenesysEmulator, GenesysEmulatorConfig, SessionEnd, TracingIds,
-};
-use futures::{SinkExt, StreamExt};
+use ferry_sandbox::genesys::{Deployment, SessionEnd, TracingIds};
+
 use serde_json::{Value, json};
-use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
 
-const DEP: &str = DEMO_DEPLOYMENT_ID;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn start(deployment: Deployment) -> GenesysEmulator {
-    let config = GenesysEmulatorConfig { deployments: vec![deployment], ..Default::default() };
-    GenesysEmulator::start(config).await.unwrap()
-}
-
-async fn open(emu: &GenesysEmulator) -> Ws {
-    tokio_tungstenite::connect_async(format!("{}?deploymentId={DEP}", emu.ws_url())).await.unwrap().0
-}
-
-async fn send(ws: &mut Ws, request: Value) {
-    ws.send(Message::text(request.to_string())).await.unwrap();
-}
-
-async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame in time");
-        if let Message::Text(text) = msg.unwrap().unwrap() {
-            return serde_json::from_str(text.as_str()).unwrap();
-        }
-    }
-}
-
-async fn configure(ws: &mut Ws, token: &str) -> Value {
-    send(ws, json!({"action": "configureSession", "token": token, "deploymentId": DEP, "startNew": false, "tracingId": "cfg"})).await;
-    recv(ws).await
-}
+use crate::ws::{DEP, configure, open, recv, send, start};
 
 #[tokio::test]
 async fn frames_follow_the_official_fixtures() {

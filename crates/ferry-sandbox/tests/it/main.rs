@@ -3,3 +3,4 @@
 mod genesys;
 mod genesys_fixtures;
 mod platform;
+mod ws;

@@ -130,9 +130,11 @@ struct Reader {
     started: Instant,
     min_bytes_per_sec: u64,
     received: u64,
-    head: Option<Vec<u8>>,
-    /// Watches the whole stream (a Windows Installer is known only by its directory).
+    /// Watches the whole stream: its head for the declared type, and a Windows Installer by its
+    /// directory wherever that lies.
     sniffer: sniff::Sniffer,
+    /// Whether the head was checked against the declared type.
+    head_checked: bool,
     policy: TypePolicy,
     content_type: String,
     ended: bool,
@@ -155,8 +157,8 @@ impl Reader {
             started,
             min_bytes_per_sec: limits.min_bytes_per_sec,
             received: 0,
-            head: Some(Vec::with_capacity(sniff::SNIFF_LEN)),
             sniffer: sniff::Sniffer::new(),
+            head_checked: false,
             policy,
             content_type,
             ended: false,
@@ -191,8 +193,10 @@ impl Reader {
                     return Some(Err(refused));
                 }
                 // A file shorter than the sniffing window is judged on what there is.
-                let head = self.head.take()?;
-                self.policy.check_content(&self.content_type, &head).err().map(Err)
+                if self.head_checked {
+                    return None;
+                }
+                self.policy.check_content(&self.content_type, self.sniffer.head()).err().map(Err)
             }
             Some(Message::Bytes(bytes)) => Some(self.check(bytes)),
         }
@@ -200,13 +204,9 @@ impl Reader {
 
     fn check(&mut self, bytes: Bytes) -> Result<Bytes, AppError> {
         self.sniffer.feed(&bytes);
-        if let Some(head) = &mut self.head {
-            let take = (sniff::SNIFF_LEN - head.len()).min(bytes.len());
-            head.extend_from_slice(&bytes[..take]);
-            if head.len() >= sniff::SNIFF_LEN {
-                self.policy.check_content(&self.content_type, head)?;
-                self.head = None;
-            }
+        if !self.head_checked && self.sniffer.head_known() {
+            self.head_checked = true;
+            self.policy.check_content(&self.content_type, self.sniffer.head())?;
         }
         self.received += bytes.len() as u64;
         let elapsed = self.started.elapsed();

@@ -6,7 +6,7 @@
 //! Messaging sends files over its attachment cap as a text with the link, and a caller's
 //! `conversationId` is echoed. Listed by `cargo xtask faults`.
 
-use crate::harness::{Harness, MIB, Options, RawUpload, TICKET_SECRET, bytes, sha256_hex};
+use crate::harness::{Harness, MIB, Options, RawUpload, bytes, open_messaging_ticket, sha256_hex};
 use ferry_sandbox::genesys::{Faults, SessionEnd};
 use ferry_sandbox::platform::{PlatformConfig, PlatformEmulator};
 use serde_json::Value;
@@ -328,19 +328,7 @@ async fn open_messaging_upload(case: &str, cap: u64, len: usize) -> (Value, Vec<
         ("FERRY_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
     ];
     let h = Harness::start(case, Options { toml, env, ..Options::default() }).await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let claims = ferry_server::tickets::Claims {
-        dep: "om".into(),
-        exp: now + 600,
-        jti: uuid::Uuid::new_v4().to_string(),
-        iat: None,
-        kid: None,
-        max: None,
-        types: None,
-        from: Some("customer-1".into()),
-        reference: None,
-    };
-    let ticket = ferry_server::tickets::mint(TICKET_SECRET.as_bytes(), &claims);
+    let ticket = open_messaging_ticket("om", "customer-1");
     let data = bytes(b"", len, 17);
     let args = vec![
         "-H".into(),

@@ -8,7 +8,7 @@
 //! of those cases in `delivery_fallback`). Prints the table of cases and outcomes.
 
 use crate::harness::{
-    DEPLOYMENT, Harness, MIB, Options, RawUpload, TICKET_SECRET, bytes, localstack, sha256_hex,
+    DEPLOYMENT, Harness, MIB, Options, RawUpload, bytes, localstack, open_messaging_ticket, sha256_hex,
 };
 use ferry_sandbox::genesys::Faults;
 use ferry_sandbox::platform::{PlatformConfig, PlatformEmulator};
@@ -209,19 +209,7 @@ async fn open_messaging_case(case: &str, failures: usize, expect: Expect) -> Row
         ("FERRY_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
     ];
     let h = Harness::start("faults", Options { toml, env, ..Options::default() }).await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let claims = ferry_server::tickets::Claims {
-        dep: "om".into(),
-        exp: now + 600,
-        jti: uuid::Uuid::new_v4().to_string(),
-        iat: None,
-        kid: None,
-        max: None,
-        types: None,
-        from: Some("customer-1".into()),
-        reference: None,
-    };
-    let ticket = ferry_server::tickets::mint(TICKET_SECRET.as_bytes(), &claims);
+    let ticket = open_messaging_ticket("om", "customer-1");
     let data = bytes(b"", 256 * 1024, 7);
     let args: Vec<String> = vec![
         "-H".into(),

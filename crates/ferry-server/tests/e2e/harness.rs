@@ -17,6 +17,23 @@ pub(crate) const MIB: usize = 1 << 20;
 pub(crate) const DEPLOYMENT: &str = DEMO_DEPLOYMENT_ID;
 /// Shared with "site backends" (`ferry ticket`).
 pub(crate) const TICKET_SECRET: &str = "e2e-ticket-secret-0123456789abcdef-not-for-production";
+
+/// A ticket for deployment `dep` naming the Open Messaging customer `from`, valid ten minutes.
+pub(crate) fn open_messaging_ticket(dep: &str, from: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let claims = ferry_server::tickets::Claims {
+        dep: dep.into(),
+        exp: now + 600,
+        jti: uuid::Uuid::new_v4().to_string(),
+        iat: None,
+        kid: None,
+        max: None,
+        types: None,
+        from: Some(from.into()),
+        reference: None,
+    };
+    ferry_server::tickets::mint(TICKET_SECRET.as_bytes(), &claims)
+}
 pub(crate) const LINK_SECRET: &str = "e2e-link-secret-0123456789abcdef-not-for-production";
 /// ferry's public host in download links; curl is pointed at the real port with `--connect-to`.
 pub(crate) const PUBLIC_HOST: &str = "ferry.e2e.test";
