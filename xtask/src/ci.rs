@@ -48,13 +48,16 @@ pub(crate) fn run() -> Result<()> {
         "warnings",
     ]))?;
 
+    step("tus clients");
+    let tus_clients = crate::tus::install()?;
     step("localstack");
     let localstack = localstack::start(None)?;
     step("tests");
     let result = run_checked(
         cargo()
             .args(["test", "--workspace", "--locked", "--no-fail-fast", "--", INCLUDE_IGNORED])
-            .env(LOCALSTACK_ENV, &localstack.endpoint),
+            .env(LOCALSTACK_ENV, &localstack.endpoint)
+            .envs(tus_clients.env()),
     );
     drop(localstack);
     result?;

@@ -9,13 +9,15 @@ use anyhow::Result;
 use std::time::Instant;
 
 pub(crate) fn run(rest: &[&str]) -> Result<()> {
+    let tus_clients = crate::tus::install()?;
     let localstack = localstack::start(None)?;
     let started = Instant::now();
     let result = run_checked(
         cargo()
             .args(["test", "-p", "ferry-server", "--test", "e2e", "--", ci::INCLUDE_IGNORED])
             .args(rest)
-            .env(ci::LOCALSTACK_ENV, &localstack.endpoint),
+            .env(ci::LOCALSTACK_ENV, &localstack.endpoint)
+            .envs(tus_clients.env()),
     );
     drop(localstack);
     eprintln!("e2e: {:.1?} (build and tests, LocalStack start not included)", started.elapsed());

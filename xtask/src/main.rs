@@ -9,6 +9,7 @@
 //!   the delivery-fallback cases (a stored file kept whatever Genesys refuses).
 //! - `e2e`: `ferry serve` as a process against LocalStack's S3 and the Genesys emulator, via curl.
 //! - `localstack install|start`: manage the pinned LocalStack used by the strict S3 tests.
+//! - `tus install`: the pinned tus clients (tuspy, tus-js-client) the e2e suite drives.
 //! - `bench core|s3|e2e`: benchmarks that print ratios against a baseline measured in the same run.
 //! - `soak [--uploads N] [--clients C]`: ferry under concurrent load, faults and aborts (never run by `ci`).
 //! - `fuzz <target>|all [seconds]`: coverage-guided fuzzing with cargo fuzz (never run by `ci`).
@@ -23,6 +24,7 @@ mod licenses;
 mod localstack;
 mod soak;
 mod tidy;
+mod tus;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -40,6 +42,7 @@ fn main() -> Result<()> {
         ["e2e", rest @ ..] => e2e::run(rest),
         ["localstack", "install"] => localstack::install().map(drop),
         ["localstack", "start"] => localstack::serve_foreground(),
+        ["tus", "install"] => tus::install().map(drop),
         ["bench", what, rest @ ..] => bench::run(what, rest),
         ["browser"] => browser::run(),
         ["soak", rest @ ..] => soak::run(rest),
@@ -57,6 +60,7 @@ fn main() -> Result<()> {
                  browser              the `ferry dev` demo page in headless Chromium (needs chromium, node)\n  \
                  localstack install   install the pinned LocalStack into .localstack/venv\n  \
                  localstack start     run LocalStack's S3 in the foreground on 127.0.0.1:4566\n  \
+                 tus install          install the pinned tus clients (tuspy in .tus/venv, tus-js-client)\n  \
                  bench core           chunker throughput vs plain MD5 (FERRY_BENCH_MIB to resize)\n  \
                  bench s3             1 GiB multipart upload: ferry vs aws-cli, s3s-fs and LocalStack\n  \
                  bench e2e            1 and 4 GiB through `ferry serve` vs aws-cli; ferry's peak RSS\n  \

@@ -10,6 +10,10 @@
 //!   everywhere, in one buffer or streamed.
 //! - [`reference`]: the S3 key an attachment reference names (guests get no `storage`).
 //! - [`fuzz`]: replays a fuzz target's regressions and seed corpus (`fuzz/`) through its check.
+//! - [`balancer`]: Debian's HAProxy, round-robin per request, in front of several replicas.
+//! - [`cut`]: a TCP proxy that cuts the connection carrying the client's n-th byte (a PATCH cut
+//!   mid-body), letting later connections through.
+//! - [`tus`]: where the pinned tus clients (tuspy, tus-js-client) are installed.
 //!
 //! Only dev-dependencies (tests, benches, examples) may point at this crate; it depends on no ferry
 //! crate, so any of them can use it.
@@ -24,8 +28,11 @@
 //! assert_ne!(rng.next_u64(), rng.next_u64());
 //! ```
 
+pub mod balancer;
+pub mod cut;
 pub mod data;
 pub mod fuzz;
 pub mod localstack;
 pub mod process;
 pub mod reference;
+pub mod tus;
