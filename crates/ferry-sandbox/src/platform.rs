@@ -13,18 +13,27 @@
 //! - Every response carries `inin-ratelimit-count`, `inin-ratelimit-allowed`,
 //!   `inin-ratelimit-reset` and `ININ-Correlation-Id`; past `rate_limit_allowed` requests in a
 //!   window, platform calls get 429 `too.many.requests.retry.after`.
+//! - Agent sign-in (`agents`): `GET /oauth/authorize` (a sign-in page with demo agents),
+//!   `grant_type=authorization_code` with PKCE S256 at `/oauth/token`, `GET /api/v2/tokens/me` and
+//!   `GET /api/v2/users/me`.
 //! - `GET /sandbox/platform/open-messages` (and [`PlatformState::open_messages`]) lists what
 //!   arrived.
 //!
 //! Expiry uses tokio's clock, so tests on paused time see tokens expire when they advance it.
 //!
-//! This file holds the configuration, the state and the router; `oauth` the token endpoint, `api`
+//! This file holds the configuration, the state and the router; `oauth` the token endpoint,
+//! `agents` the authorization-code sign-in, `api`
 //! the bearer check and the Genesys error bodies, `open_messaging` the inbound messages and the
 //! attachment fetches.
 
+mod agents;
 mod api;
 mod oauth;
 mod open_messaging;
+
+pub use agents::{
+    CodeClient, DEMO_DIVISION_ID, DEMO_ORGANIZATION_ID, DemoAgent, OTHER_ORGANIZATION_ID, demo_agents, s256,
+};
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -57,6 +66,10 @@ pub struct PlatformConfig {
     pub rate_limit_window: Duration,
     /// Largest attachment fetched; larger ones are recorded as failed. Default: 25 MiB.
     pub max_attachment_bytes: u64,
+    /// Clients allowed the authorization-code grant (agent sign-in). Default: none.
+    pub code_clients: Vec<CodeClient>,
+    /// Who can sign in on `/oauth/authorize`. Default: [`demo_agents`].
+    pub agents: Vec<DemoAgent>,
 }
 
 impl Default for PlatformConfig {
@@ -67,6 +80,8 @@ impl Default for PlatformConfig {
             rate_limit_allowed: 300,
             rate_limit_window: Duration::from_secs(60),
             max_attachment_bytes: 25 * 1024 * 1024,
+            code_clients: Vec::new(),
+            agents: demo_agents(),
         }
     }
 }
@@ -199,6 +214,7 @@ struct Inner {
     window_start: Option<Instant>,
     window_count: u64,
     open_messages: Vec<ReceivedOpenMessage>,
+    sign_in: agents::SignIn,
 }
 
 struct IssuedToken {
@@ -233,6 +249,7 @@ impl PlatformState {
                 window_start: None,
                 window_count: 0,
                 open_messages: Vec::new(),
+                sign_in: agents::SignIn::default(),
             })),
             // No idle-connection timer: tests on paused tokio time must not see the clock jump.
             http: reqwest::Client::builder().pool_idle_timeout(None).build().unwrap_or_default(),
@@ -362,6 +379,9 @@ impl Drop for PlatformEmulator {
 pub fn router(state: PlatformState) -> Router {
     Router::new()
         .route("/oauth/token", post(oauth::token))
+        .route("/oauth/authorize", get(agents::authorize_page).post(agents::authorize_submit))
+        .route("/api/v2/tokens/me", get(agents::tokens_me))
+        .route("/api/v2/users/me", get(agents::users_me))
         .route("/api/v2/organizations/me", get(api::organization))
         .route(
             "/api/v2/conversations/messages/{integration_id}/inbound/open/message",

@@ -1,4 +1,5 @@
-//! `POST /oauth/token`: the client-credentials grant with HTTP Basic client authentication,
+//! `POST /oauth/token`: the client-credentials grant with HTTP Basic client authentication (the
+//! authorization-code grant is handed to `agents`),
 //! scripted [`TokenFault`]s served first, and the OAuth error bodies.
 
 use super::{IssuedToken, PlatformState, TokenFault};
@@ -55,6 +56,9 @@ pub(super) async fn token(State(state): State<PlatformState>, headers: HeaderMap
     let grant = form.split('&').filter_map(|pair| pair.split_once('=')).find(|(key, _)| *key == "grant_type");
     match grant {
         Some((_, "client_credentials")) => {}
+        Some((_, "authorization_code")) => {
+            return super::agents::exchange(&state, basic_credentials(&headers), &body);
+        }
         Some(_) => {
             return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "unsupported grant");
         }
