@@ -30,6 +30,8 @@
 //!   upload and checks no parts remain, or deletes an object that may have landed; dropping an
 //!   unfinished upload (a client went away) does the same in the background
 //!   ([`Uploader::cleanups_settled`] waits for it).
+//! - **Tapped**: [`Uploader::upload_tapped`] hands the same part `Bytes` to a [`Tap`] (a malware
+//!   scanner), at the pace of the slower reader, and awaits its verdict before completing.
 //! - **Resumable**: [`Uploader::list_parts`] and [`Uploader::resume`] continue an existing upload;
 //!   [`Uploader::list_uploads`] finds leftovers for a reaper.
 //!
@@ -72,6 +74,7 @@ mod listing;
 mod memory;
 mod objects;
 mod rope;
+mod tap;
 mod upload;
 mod write;
 
@@ -82,6 +85,7 @@ pub use config::{ChecksumMode, S3Config, StaticCredentials, UploadConfig};
 pub use error::{BoxError, Error, Redacted};
 pub use listing::PendingUpload;
 pub use memory::{MemoryGauge, PartBudget};
+pub use tap::Tap;
 pub use upload::{ObjectMeta, ObjectUpload, UploadedObject};
 pub use write::{Gate, ObjectWrite, Stored};
 

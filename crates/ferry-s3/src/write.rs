@@ -5,6 +5,7 @@
 
 use crate::Uploader;
 use crate::error::{BoxError, Error};
+use crate::tap::Tap;
 use crate::upload::{ObjectMeta, ObjectUpload, UploadedObject};
 use bytes::Bytes;
 use ferry_core::chunk::{Chunker, ObjectSummary, WholeDigests, WholeHasher};
@@ -66,6 +67,27 @@ impl Uploader {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<BoxError>,
     {
+        self.upload_tapped(write, body, gate, None).await
+    }
+
+    /// [`Uploader::upload`] with a [`Tap`]: a second reader (a malware scanner, say) is handed the
+    /// same `Bytes` as the parts, in order, and the upload goes at the pace of the slower of the
+    /// two. Its verdict is awaited once the body has ended, before the gate; a refusal (at any
+    /// time) aborts the upload and comes back as [`Error::Rejected`] carrying the reader's error.
+    ///
+    /// # Errors
+    /// As [`Uploader::upload`], and [`Error::Rejected`] for the tap's refusal.
+    pub async fn upload_tapped<S, E>(
+        &self,
+        write: ObjectWrite,
+        body: S,
+        gate: Option<Gate>,
+        mut tap: Option<Tap>,
+    ) -> Result<Stored, Error>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
         let ObjectWrite { key, meta, mut chunker, reservation } = write;
         let mode = self.config().checksum_mode;
         if chunker.options().crc != mode.crc() {
@@ -81,7 +103,7 @@ impl Uploader {
         let whole = chunker.options().defer.then(|| WholeHashing::start(chunker.whole_hasher()));
         // The share of the part being filled: the caller's reservation, then each next part's.
         let mut filling = reservation;
-        let fed = feed(&mut upload, &mut chunker, body, whole.as_ref(), &mut filling).await;
+        let fed = feed(&mut upload, &mut chunker, body, whole.as_ref(), tap.as_mut(), &mut filling).await;
         let digests = match (fed, whole) {
             (Err(error), _) => return upload.fail(error).await,
             (Ok(()), Some(whole)) => match whole.finish().await {
@@ -98,8 +120,12 @@ impl Uploader {
             Ok(done) => done,
             Err(error) => return upload.fail(Error::Chunk(error)).await,
         };
-        // A part tap (a second reader of every part, such as a malware scanner) would be awaited
-        // here, before the gate.
+        // The tap's verdict (a malware scanner's, say), before the gate and before completing.
+        if let Some(tap) = tap
+            && let Err(refused) = tap.verdict().await
+        {
+            return upload.fail(Error::Rejected(refused)).await;
+        }
         let (object, summary) = upload.finish_gated(last, &summary, gate).await?;
         drop(filling);
         Ok(Stored { object, summary })
@@ -146,6 +172,7 @@ async fn feed<S, E>(
     chunker: &mut Chunker,
     body: S,
     whole: Option<&WholeHashing>,
+    mut tap: Option<&mut Tap>,
     filling: &mut Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<(), Error>
 where
@@ -156,6 +183,9 @@ where
     while let Some(frame) = body.next().await {
         let frame = frame.map_err(|error| Error::Body(error.into()))?;
         let parts = chunker.push(frame.clone()).map_err(Error::Chunk)?;
+        if let Some(tap) = tap.as_deref_mut() {
+            tap.send(frame.clone()).await.map_err(Error::Rejected)?;
+        }
         if let Some(whole) = whole {
             whole.send(frame).await?;
         }

@@ -9,3 +9,4 @@ mod happy;
 mod memory;
 mod stream;
 mod strict;
+mod tap;
