@@ -11,6 +11,8 @@
 //! - [`reference`]: the S3 key an attachment reference names (guests get no `storage`).
 //! - [`fuzz`]: replays a fuzz target's regressions and seed corpus (`fuzz/`) through its check.
 //! - [`balancer`]: Debian's HAProxy, round-robin per request, in front of several replicas.
+//! - [`clamd`]: Debian's ClamAV daemon on loopback with a signature database the test writes (EICAR
+//!   by MD5, a byte pattern by body signature); never freshclam.
 //! - [`cut`]: a TCP proxy that cuts the connection carrying the client's n-th byte (a PATCH cut
 //!   mid-body), letting later connections through.
 //! - [`tus`]: where the pinned tus clients (tuspy, tus-js-client) are installed.
@@ -29,6 +31,7 @@
 //! ```
 
 pub mod balancer;
+pub mod clamd;
 pub mod cut;
 pub mod data;
 pub mod fuzz;
