@@ -47,6 +47,11 @@ pub fn config(listen: SocketAddr, servers: &[SocketAddr]) -> String {
     text
 }
 
+/// A loopback address with a port that was free a moment ago.
+pub fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port")
+}
+
 /// A running HAProxy; killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct Balancer {
@@ -58,9 +63,13 @@ impl Balancer {
     /// Writes the configuration into `dir` and starts HAProxy on a free loopback port in front of
     /// `servers`; waits until it accepts connections. Panics when it cannot start.
     pub fn start(dir: &Path, servers: &[SocketAddr]) -> Self {
+        Self::start_on(dir, free_port(), servers)
+    }
+
+    /// [`start`](Self::start) on a given address (one chosen before the replicas started, so they
+    /// can be told their public URL; see [`free_port`]).
+    pub fn start_on(dir: &Path, addr: SocketAddr, servers: &[SocketAddr]) -> Self {
         let binary = haproxy();
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let file = dir.join("haproxy.cfg");
         std::fs::write(&file, config(addr, servers)).expect("writing haproxy.cfg");
         let check =
@@ -115,8 +124,83 @@ impl Drop for Balancer {
 
 #[cfg(test)]
 mod tests {
-    use super::config;
-    use std::net::SocketAddr;
+    use super::{Balancer, config};
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+
+    /// A replica stand-in: answers every request (kept alive) with its `name`.
+    fn replica(name: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                std::thread::spawn(move || {
+                    let mut writer = stream.try_clone().unwrap();
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut line = String::new();
+                        let mut length = 0;
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        let _ = reader.read_exact(&mut body);
+                        let answer =
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}", name.len());
+                        if writer.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    #[ignore = "needs haproxy"]
+    fn haproxy_spreads_the_requests_of_one_connection_over_the_replicas() {
+        let dir = tempfile::tempdir().unwrap();
+        let balancer = Balancer::start(dir.path(), &[replica("a"), replica("b")]);
+        // Give the health checks a moment to pass (rise 2 × 500 ms, but servers start up).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut stream = TcpStream::connect(balancer.addr()).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let request = format!(
+                "PATCH /v1/tus/x HTTP/1.1\r\nHost: {}\r\nContent-Length: 3\r\n\r\nabc",
+                balancer.addr()
+            );
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            seen.push(String::from_utf8(body).unwrap());
+        }
+        assert!(seen.contains(&"a".to_owned()) && seen.contains(&"b".to_owned()), "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] != w[1]), "round-robin per request on one connection: {seen:?}");
+    }
 
     #[test]
     fn the_configuration_lists_every_replica_round_robin() {

@@ -28,7 +28,13 @@ impl CutProxy {
     /// Listens on a free loopback port and forwards to `upstream`, cutting after `cut_after`
     /// client bytes.
     pub fn start(upstream: SocketAddr, cut_after: u64) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the cutting proxy");
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), upstream, cut_after)
+    }
+
+    /// [`start`](Self::start) on a given address (one chosen before the upstream started, so the
+    /// upstream can be told its public URL).
+    pub fn start_on(listen: SocketAddr, upstream: SocketAddr, cut_after: u64) -> Self {
+        let listener = TcpListener::bind(listen).expect("binding the cutting proxy");
         let addr = listener.local_addr().expect("its address");
         let shared = Arc::new(Shared {
             upstream,

@@ -22,6 +22,7 @@ mod proxy;
 mod refusals;
 mod replicas;
 mod tickets;
+mod tus_clients;
 
 /// `&str`s to the `String`s curl is given.
 pub(crate) fn args(list: &[&str]) -> Vec<String> {
