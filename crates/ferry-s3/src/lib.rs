@@ -73,6 +73,7 @@ mod error;
 mod listing;
 mod memory;
 mod objects;
+pub mod resumable;
 mod rope;
 mod tap;
 mod upload;

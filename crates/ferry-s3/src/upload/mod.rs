@@ -10,8 +10,8 @@
 
 mod cleanup;
 mod meta;
-mod parts;
-mod verify;
+pub(crate) mod parts;
+pub(crate) mod verify;
 
 pub use meta::{ObjectMeta, UploadedObject};
 

@@ -143,13 +143,19 @@ impl Multipart {
     }
 }
 
+/// Creates a multipart upload as [`Multipart::create`] does and returns its id alone (for
+/// resumable uploads, which keep their parts in their state object).
+pub(crate) async fn create_upload_id(inner: &Inner, key: &str, meta: &ObjectMeta) -> Result<String, Error> {
+    Multipart::create(inner, key, meta).await.map(|multipart| multipart.upload_id)
+}
+
 /// `part` with the digests the checksum mode needs (the MD5 in the `md5` mode, the CRC in the
 /// others), computed on a blocking thread when the chunker deferred them: an 8 MiB MD5 is
 /// milliseconds of CPU that must not stall the async workers.
 ///
 /// # Errors
 /// Only if the hashing thread panicked.
-pub(super) async fn with_digests(config: &UploadConfig, mut part: Part) -> Result<Part, Error> {
+pub(crate) async fn with_digests(config: &UploadConfig, mut part: Part) -> Result<Part, Error> {
     let want_md5 = config.checksum_mode == ChecksumMode::Md5 && part.md5.is_none();
     let want_crc = config.checksum_mode.crc().filter(|_| part.crc.is_none());
     if !want_md5 && want_crc.is_none() {
@@ -167,7 +173,7 @@ pub(super) async fn with_digests(config: &UploadConfig, mut part: Part) -> Resul
 /// One part's UploadPart under the retry policy: its digests (see [`with_digests`]), its own
 /// slices as the body (no copy, however many attempts), `Content-MD5` when the part MD5 is known
 /// and the mode's CRC, the answer verified.
-async fn upload_part(
+pub(crate) async fn upload_part(
     inner: Arc<Inner>,
     key: String,
     upload_id: String,

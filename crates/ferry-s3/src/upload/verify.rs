@@ -18,7 +18,7 @@ use ferry_core::s3::{checksum_matches, etag_matches, unquote_etag};
 /// Stores a one-part file (its digests already computed) with one PutObject carrying the mode's
 /// `Content-MD5` or CRC; the answer is verified within each attempt, so a damaged upload is sent
 /// again.
-pub(super) async fn put_single(
+pub(crate) async fn put_single(
     inner: &Inner,
     key: &str,
     meta: &ObjectMeta,
@@ -72,7 +72,7 @@ pub(super) async fn put_single(
 
 /// What CompleteMultipartUpload answered: the object's ETag, version and returned checksum.
 #[derive(Debug)]
-pub(super) struct Completed {
+pub(crate) struct Completed {
     etag: String,
     version_id: Option<String>,
     checksum: Option<String>,
@@ -80,7 +80,7 @@ pub(super) struct Completed {
 
 /// Completes `upload_id` with `parts` and the whole object's FULL_OBJECT CRC. A retried Complete
 /// whose first try succeeded finds the upload gone: the object's ETag then tells whether it was ours.
-pub(super) async fn complete(
+pub(crate) async fn complete(
     inner: &Inner,
     key: &str,
     upload_id: &str,
@@ -185,7 +185,7 @@ pub(super) async fn complete(
 ///
 /// # Errors
 /// [`Error::ChecksumMismatch`] with `part: None`; the caller deletes the object.
-pub(super) fn verify_completed(
+pub(crate) fn verify_completed(
     inner: &Inner,
     key: &str,
     completed: Completed,

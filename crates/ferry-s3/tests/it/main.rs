@@ -7,6 +7,7 @@ mod support;
 mod faults;
 mod happy;
 mod memory;
+mod resumable;
 mod stream;
 mod strict;
 mod tap;
