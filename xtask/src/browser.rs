@@ -1,7 +1,8 @@
 //! `cargo xtask browser`: the `ferry dev` demo page in a real headless Chromium. Installs the
 //! pinned browser-automation package (`playwright-core`, from `xtask/browser/package-lock.json`)
 //! when needed, builds `ferry`, and runs `xtask/browser/demo.test.mjs`, which starts `ferry dev`,
-//! uploads a file through the page and checks what the page shows. Needs Node and Debian's
+//! uploads a file through the page and checks what the page shows, and `resume.test.mjs`, which
+//! reloads the page mid-upload and checks that the tus upload continues where it stopped. Needs Node and Debian's
 //! `chromium` (`apt-get install -y chromium`); `FERRY_CHROMIUM` names another Chromium binary.
 
 use crate::{cargo, project_root, run_checked};
@@ -44,13 +45,15 @@ pub(crate) fn run_with(build: bool) -> Result<()> {
     if build || !ferry.is_file() {
         run_checked(cargo().args(["build", "-p", "ferry-server", "--bin", "ferry"]))?;
     }
-    run_checked(
-        Command::new("node")
-            .arg("demo.test.mjs")
-            .current_dir(&dir)
-            .env("FERRY_BIN", &ferry)
-            .env("FERRY_CHROMIUM", &chromium),
-    )?;
+    for test in ["demo.test.mjs", "resume.test.mjs"] {
+        run_checked(
+            Command::new("node")
+                .arg(test)
+                .current_dir(&dir)
+                .env("FERRY_BIN", &ferry)
+                .env("FERRY_CHROMIUM", &chromium),
+        )?;
+    }
     eprintln!("browser test passed in {:.1?}", started.elapsed());
     Ok(())
 }

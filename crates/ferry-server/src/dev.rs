@@ -16,6 +16,10 @@ use ferry_sandbox::s3::{ACCESS_KEY, LocalS3, SECRET_KEY};
 /// The demo page served at `/` by `ferry dev`.
 pub const DEMO_PAGE: &str = include_str!("../assets/demo.html");
 
+/// tus-js-client's browser build (the pinned npm package's `dist/tus.min.js`, MIT, see
+/// `assets/tus.min.js.LICENSE`), served at `/dev/tus.min.js` for the demo page's resumable uploads.
+pub const TUS_JS: &str = include_str!("../assets/tus.min.js");
+
 /// Bucket used by `ferry dev`.
 pub const DEV_BUCKET: &str = "ferry-dev";
 
@@ -92,6 +96,10 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let emulator = stack.genesys.state().clone();
     let dev_routes = axum::Router::new()
         .route("/", axum::routing::get(move || async move { axum::response::Html(page) }))
+        .route(
+            "/dev/tus.min.js",
+            axum::routing::get(|| async { ([("content-type", "text/javascript")], TUS_JS) }),
+        )
         .route(
             "/dev/conversations",
             axum::routing::get(move || {
