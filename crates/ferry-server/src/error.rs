@@ -81,6 +81,13 @@ error_codes! {
     SessionRefused = "session_refused", FORBIDDEN;
     /// The deployment does not take uploads from guest sessions (`guests.uploads = false`).
     GuestUploadsDisabled = "guest_uploads_disabled", FORBIDDEN;
+    /// An agent sign-in that cannot be completed: expired or started in another browser, a state
+    /// that is not this browser's, a code Genesys refuses (used, wrong verifier), or cancelled.
+    SignInFailed = "sign_in_failed", FORBIDDEN;
+    /// The signed-in agent belongs to another Genesys organisation than the deployment's.
+    WrongOrganization = "wrong_organization", FORBIDDEN;
+    /// The signed-in agent holds none of the deployment's required roles or divisions.
+    AgentNotAllowed = "agent_not_allowed", FORBIDDEN;
     /// The body stalled.
     BodyTimeout = "body_timeout", REQUEST_TIMEOUT;
     /// The body arrives slower than the minimum rate.
@@ -112,6 +119,8 @@ error_codes! {
     GenesysOriginRefused = "genesys_origin_refused", INTERNAL_SERVER_ERROR;
     /// Genesys could not be reached or refused the delivery.
     GenesysUnavailable = "genesys_unavailable", BAD_GATEWAY;
+    /// Genesys Cloud could not be reached to complete an agent sign-in.
+    SignInUnavailable = "sign_in_unavailable", BAD_GATEWAY;
     /// S3 failed.
     StorageUnavailable = "storage_unavailable", SERVICE_UNAVAILABLE;
     /// Genesys is rate limiting ferry.

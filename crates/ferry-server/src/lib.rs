@@ -26,6 +26,7 @@
 pub mod access;
 pub mod admin;
 pub mod admission;
+pub mod agents;
 pub mod app;
 pub mod body;
 pub mod cli;
@@ -33,6 +34,7 @@ pub mod config;
 pub mod datapath;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod download;
 pub mod error;
 pub mod linger;
 pub mod links;

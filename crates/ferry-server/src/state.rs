@@ -53,6 +53,8 @@ pub struct Inner {
     pub admission: crate::admission::Admission,
     /// Readiness (draining, the cached bucket check).
     pub health: crate::admin::Health,
+    /// Agent sign-in for deployments whose links are for agents.
+    pub agents: crate::agents::AgentGate,
 }
 
 /// A deployment ferry serves, with what an upload for it needs: its settings, its size limit and
@@ -149,6 +151,7 @@ impl AppState {
             completions: tokio_util::task::TaskTracker::new(),
             admission: crate::admission::Admission::new(&config.admission, config.deployments.keys()),
             health: crate::admin::Health::new(std::time::Duration::from_secs(config.ops.ready_cache_secs)),
+            agents: crate::agents::AgentGate::from_config(&config),
             config,
         })))
     }

@@ -230,6 +230,7 @@ impl Config {
         for (id, deployment) in &self.deployments {
             let at = |field: &str| format!("deployments.{id}.{field}");
             secrets::check_keys(&at("ticket_keys"), &deployment.ticket_keys)?;
+            crate::agents::check_deployment(id, deployment)?;
             if deployment.delivery == DeliveryPreference::OpenMessaging {
                 let om = deployment.open_messaging.as_ref().ok_or_else(|| {
                     invalid(&at("open_messaging"), "is required with delivery = \"open-messaging\"")

@@ -315,7 +315,7 @@ async fn open_messaging(
     let as_link = object.size > cap;
     let text = as_link.then(|| link_text(&declared.name, object.size, &link, declared.caption.as_deref()));
     let attachment = OpenAttachment::file(
-        ferry_genesys::Secret::new(link),
+        ferry_genesys::Secret::new(crate::download::fetch_link(state, &file_id(state, object), link.clone())),
         declared.name.clone(),
         declared.content_type.clone(),
         summary.sha256,

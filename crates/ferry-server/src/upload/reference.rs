@@ -126,7 +126,7 @@ pub(crate) fn file_id(state: &AppState, object: &UploadedObject) -> String {
 
 /// A fresh signed download link for `object`.
 pub(crate) fn download_link(state: &AppState, object: &UploadedObject) -> String {
-    let expires = state.now_unix() + state.config.link_ttl_secs;
+    let expires = state.now_unix() + crate::download::link_ttl_secs(state, &object.key);
     state.links.link(&file_id(state, object), expires)
 }
 
