@@ -56,4 +56,3 @@ fn cors(state: &AppState) -> CorsLayer {
         .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
         .max_age(Duration::from_secs(600))
 }
-
