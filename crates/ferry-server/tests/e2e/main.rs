@@ -11,6 +11,7 @@
 //! holds no token, secret or presigned URL.
 
 mod abuse;
+mod agents;
 mod crash;
 mod delivery;
 mod delivery_fallback;
