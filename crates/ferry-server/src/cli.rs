@@ -309,10 +309,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             tracing::info!(addr = %listener.local_addr()?, bucket = %state.config.s3.bucket, "ferry serving");
             let router = crate::app::app(state.clone(), None);
             let reaper = tokio::spawn(crate::reaper::run(state.clone()));
+            let scan_watch = tokio::spawn(crate::scan::watch(state.clone()));
             let _admin = crate::admin::start(&state).await.context("binding the admin listener")?;
             let shutdown = crate::admin::drain_on(state.clone(), crate::serve::shutdown_signal());
             let served = crate::serve::serve(listener, router, state, shutdown).await;
             reaper.abort();
+            scan_watch.abort();
             served?;
             Ok(())
         }

@@ -88,7 +88,12 @@ pub async fn run(args: DevArgs) -> Result<()> {
         .with_context(|| format!("binding {} (is another ferry running? use --listen)", args.listen))?;
     let listen = listener.local_addr()?;
     let stack = start_stack(listen, &args.data).await?;
-    let state = AppState::with_s3_client(stack.config.clone(), build_client(&stack).await)?;
+    // Malware scanning with a local clamd, when there is one (`docs/deploy.md`).
+    let (clamd, scan_line) = crate::scan::dev_clamd(std::env::var("FERRY_DEV_CLAMD").ok());
+    let mut config = stack.config.clone();
+    config.scan.address = clamd.unwrap_or_default();
+    let state = AppState::with_s3_client(config, build_client(&stack).await)?;
+    let _scan_watch = tokio::spawn(crate::scan::watch(state.clone()));
     let page = DEMO_PAGE
         .replace("{{TOKEN}}", &stack.token)
         .replace("{{DEPLOYMENT}}", DEMO_DEPLOYMENT_ID)
@@ -115,7 +120,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
          upload API        {url}/v1/uploads   (OpenAPI: {url}/openapi.json)\n  \
          embedded S3       {s3}  bucket `{DEV_BUCKET}`, files under {data}\n  \
          Genesys emulator  {genesys}  (conversations: {genesys}/__sandbox/conversations)\n  \
-         demo session      deployment `{DEMO_DEPLOYMENT_ID}`, token `{token}`\n\n\
+         demo session      deployment `{DEMO_DEPLOYMENT_ID}`, token `{token}`\n  \
+         malware scan      {scan_line}\n\n\
          Try it:\n  \
          printf 'hello from ferry\\n' > hello.txt\n  \
          curl -sS -X POST {url}/v1/uploads -H 'Authorization: Bearer {token}' -H 'X-Genesys-Deployment-Id: {DEMO_DEPLOYMENT_ID}' \

@@ -98,10 +98,14 @@ error_codes! {
     ConversationClosed = "conversation_closed", CONFLICT;
     /// Larger than a limit.
     PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE;
+    /// Larger than the malware scanner takes, and `scan.too_large = "refuse"`.
+    TooLargeToScan = "too_large_to_scan", PAYLOAD_TOO_LARGE;
     /// A blocked extension, a type not allowed, or content that is not what it claims.
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     /// The bytes do not match the declared digest.
     ChecksumMismatch = "checksum_mismatch", UNPROCESSABLE_ENTITY;
+    /// The malware scanner found a signature (named in the message); nothing was kept.
+    MalwareDetected = "malware_detected", UNPROCESSABLE_ENTITY;
     /// Too many upload requests from one client address.
     RateLimited = "rate_limited", TOO_MANY_REQUESTS;
     /// A guest session is over a quota: uploads or bytes per hour, or uploads at once.
@@ -127,6 +131,9 @@ error_codes! {
     GenesysRateLimited = "genesys_rate_limited", SERVICE_UNAVAILABLE;
     /// The memory budget is in use.
     ServerBusy = "server_busy", SERVICE_UNAVAILABLE;
+    /// The malware scanner could not be reached, failed or took too long, and
+    /// `scan.unavailable = "refuse"`.
+    ScannerUnavailable = "scanner_unavailable", SERVICE_UNAVAILABLE;
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -42,6 +42,7 @@ pub mod metrics;
 pub mod names;
 pub mod reaper;
 pub mod request_id;
+pub mod scan;
 pub mod serve;
 pub mod sniff;
 pub mod state;

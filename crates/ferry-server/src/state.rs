@@ -53,6 +53,8 @@ pub struct Inner {
     pub admission: crate::admission::Admission,
     /// Readiness (draining, the cached bucket check).
     pub health: crate::admin::Health,
+    /// The malware scanner (`[scan]`), when one is configured.
+    pub scanner: Option<Arc<crate::scan::Scanner>>,
     /// Agent sign-in for deployments whose links are for agents.
     pub agents: crate::agents::AgentGate,
 }
@@ -151,6 +153,7 @@ impl AppState {
             completions: tokio_util::task::TaskTracker::new(),
             admission: crate::admission::Admission::new(&config.admission, config.deployments.keys()),
             health: crate::admin::Health::new(std::time::Duration::from_secs(config.ops.ready_cache_secs)),
+            scanner: crate::scan::Scanner::from_config(&config.scan)?,
             agents: crate::agents::AgentGate::from_config(&config),
             config,
         })))

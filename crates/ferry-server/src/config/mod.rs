@@ -59,6 +59,8 @@ pub struct Config {
     pub admission: crate::admission::AdmissionSettings,
     /// The data path: whole-file digests, uploads per client address (`[data_path]`).
     pub data_path: crate::datapath::DataPathSettings,
+    /// Malware scanning with clamd (`[scan]`).
+    pub scan: crate::scan::ScanSettings,
 }
 
 impl Default for Config {
@@ -81,6 +83,7 @@ impl Default for Config {
             ops: crate::admin::OpsSettings::default(),
             admission: crate::admission::AdmissionSettings::default(),
             data_path: crate::datapath::DataPathSettings::default(),
+            scan: crate::scan::ScanSettings::default(),
         }
     }
 }

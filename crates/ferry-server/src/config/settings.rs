@@ -214,6 +214,9 @@ pub struct Deployment {
     /// This deployment's own ticket keys: when set, tickets for it must carry one of these key ids
     /// (and the global ticket keys are not accepted for it).
     pub ticket_keys: Vec<KeySetting>,
+    /// Malware scanning for this deployment: on by default whenever `[scan]` names a clamd;
+    /// `false` turns it off here.
+    pub scan: Option<bool>,
     /// Who may open its download links: `bearer` (default) or `agents` with Genesys sign-in
     /// (`[deployments.<id>.links]`, see [`crate::agents::LinkSettings`]).
     pub links: crate::agents::LinkSettings,

@@ -245,8 +245,13 @@ pub(crate) struct Target<'a> {
 
 /// Streams `body` into a new object with ferry-s3's [`Uploader::upload`](ferry_s3::Uploader::upload),
 /// which owns the parts, the checks and the clean-up: it returns a verified object, or an error
-/// having left nothing behind. The declared digests are its gate, checked before completing.
-pub(crate) async fn store<S>(state: &AppState, target: Target<'_>, body: S) -> Result<Stored, AppError>
+/// having left nothing behind. The declared digests are its gate, checked before completing; a
+/// scanned deployment's malware scan is its tap ([`crate::scan`]), whose report comes back with it.
+pub(crate) async fn store<S>(
+    state: &AppState,
+    target: Target<'_>,
+    body: S,
+) -> Result<(Stored, Option<crate::scan::ScanReport>), AppError>
 where
     S: Stream<Item = Result<Bytes, AppError>> + Send,
 {
@@ -278,7 +283,10 @@ where
             )) as BoxError),
         }
     });
-    Ok(state.uploader.upload(write, body, Some(gate)).await?)
+    let mut scan = crate::scan::start(state, target.deployment, target.len)?;
+    let tap = scan.as_mut().and_then(|scan| scan.tap.take());
+    let stored = state.uploader.upload_tapped(write, body, Some(gate), tap).await?;
+    Ok((stored, scan.and_then(|scan| scan.report())))
 }
 
 /// Whether this upload pays for the whole file's SHA-256: the client declared one

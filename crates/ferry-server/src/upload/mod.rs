@@ -220,12 +220,13 @@ impl Job {
             guest,
         };
         let stored = ingest::store(&state, target, incoming.body).await;
-        let stored = stored?;
+        let (stored, scan) = stored?;
         // The body ended, so its caption came with the end.
         declared.caption = incoming.caption.get();
         let delivered = deliver::deliver(&state, &destination, &caller, &declared, &stored).await;
         let mut reference = AttachmentReference::new(&state, &caller, &declared, &stored, delivered);
         reference.set_conversation_id(conversation_id);
+        reference.set_scan(scan);
         Ok(reference)
     }
 }

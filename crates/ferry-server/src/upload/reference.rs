@@ -41,6 +41,9 @@ pub(crate) struct AttachmentReference {
     /// `"caller"` whenever `conversationId` is present: the value is the caller's, unchecked.
     #[serde(skip_serializing_if = "Option::is_none")]
     conversation_id_source: Option<&'static str>,
+    /// The malware scan (`{engine, result, database}`), for a scanned deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scan: Option<crate::scan::ScanReport>,
 }
 
 /// The longest `conversationId` echoed.
@@ -103,7 +106,13 @@ impl AttachmentReference {
             text: declared.caption.clone(),
             conversation_id: None,
             conversation_id_source: None,
+            scan: None,
         }
+    }
+
+    /// Records the malware scan's report (`None`: the deployment is not scanned).
+    pub(crate) fn set_scan(&mut self, scan: Option<crate::scan::ScanReport>) {
+        self.scan = scan;
     }
 
     /// Echoes the caller's `conversationId`, if it gave one.

@@ -22,6 +22,7 @@ mod lifecycle;
 mod proxy;
 mod refusals;
 mod replicas;
+mod scan;
 mod tickets;
 mod tus_clients;
 
