@@ -29,7 +29,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 const FAILURE_CACHE: Duration = Duration::from_secs(1);
 
 /// Operations settings (`[ops]` in the TOML file).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OpsSettings {
     /// Address of the admin listener for `/metrics`, `/healthz` and `/readyz` (e.g.

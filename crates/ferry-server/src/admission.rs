@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Server-wide admission settings (`[admission]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdmissionSettings {
     /// Request header that carries the client's address as set by a trusted reverse proxy
@@ -64,7 +64,7 @@ impl Default for AdmissionSettings {
 }
 
 /// A deployment's guest settings (`[deployments.<id>.guests]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuestSettings {
     /// Whether guest sessions may upload at all (`guest_uploads`); tickets are not affected.

@@ -1,13 +1,17 @@
-//! The `ferry` command line: `serve`, `dev` and `ticket`. The only place that reads flags,
-//! environment variables (`FERRY_…`) and the configuration file. `dev` exists only with the `dev`
+//! The `ferry` command line: `serve`, `dev`, `ticket` and `config check`/`config show`. The only
+//! place that reads flags, environment variables (`FERRY_…`) and the configuration file, layered
+//! by [`crate::config::Layer`]: defaults < file < variables < flags. `dev` exists only with the `dev`
 //! cargo feature (on by default, off in the production build). Every secret can also be read from a
 //! file (`--…-file`, `FERRY_…_FILE`) and is held as a [`Secret`], which never prints.
 
-use crate::config::{Config, Deployment, Secret};
+use crate::config::{Layer, Loaded, Secret};
 use crate::state::AppState;
 use crate::tickets::{self, Claims};
 use anyhow::{Context as _, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
+use figment::value::{Dict, Value};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -30,6 +34,31 @@ pub enum Command {
     Dev(DevArgs),
     /// Mint an upload ticket (what a site's backend does), for testing.
     Ticket(TicketArgs),
+    /// Check or print the configuration `ferry serve` would run with (same file, variables, flags).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `ferry config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration; exit status 0 when `ferry serve` would accept it, else
+    /// 1 with the setting, what is wrong and where its value came from.
+    Check(Box<ServeArgs>),
+    /// Print the effective configuration as TOML, secrets redacted (`--sources`: one line per
+    /// setting with the variable, flag or file that set it, or `default`).
+    Show(Box<ShowArgs>),
+}
+
+/// `ferry config show` settings.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// One line per setting with where its value came from.
+    #[arg(long)]
+    pub sources: bool,
+    /// The settings, as for `ferry serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// `ferry serve` settings; each overrides the TOML file.
@@ -178,89 +207,156 @@ pub struct TicketArgs {
 }
 
 impl ServeArgs {
-    /// The configuration: file, then these settings on top.
+    /// The configuration `ferry serve` runs with: defaults < the file (`--config`) < `FERRY_…`
+    /// variables (`vars`; the flags' own variables among them) < flags given on the command line
+    /// (the argument ids in `command_line`). A flag's variable and the nested name of the same
+    /// setting (`FERRY_S3_BUCKET`, `FERRY_S3__BUCKET`) may not both be set.
     ///
     /// # Errors
-    /// When the file cannot be read or parsed.
-    pub fn to_config(&self) -> Result<Config> {
-        let mut config = match &self.config {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                Config::from_toml(&text)?
+    /// When the file cannot be read or parsed, a value has the wrong type or names no setting,
+    /// or a setting is given twice; the error names the setting and where the value came from.
+    pub fn load(
+        &self,
+        vars: impl IntoIterator<Item = (String, String)>,
+        command_line: &BTreeSet<String>,
+    ) -> Result<Loaded> {
+        let flags = flag_names();
+        let reserved: BTreeSet<String> = flags.values().filter_map(|(_, var)| var.clone()).collect();
+        let file = self.config.as_deref().map(Layer::file).transpose()?;
+        let env = Layer::env(vars, &reserved)?;
+        let mut from_env = Layer::new("environment");
+        let mut from_flags = Layer::new("command line");
+        let mut set = |id: &str, path: &[&str], value: Value| -> Result<()> {
+            let (long, var) = &flags[id];
+            if command_line.contains(id) {
+                return Ok(from_flags.set(path, value, format!("--{long}"))?);
             }
-            None => Config::default(),
-        };
-        let set = |target: &mut String, value: &Option<String>| {
-            if let Some(v) = value {
-                target.clone_from(v);
+            let var = var.clone().unwrap_or_else(|| format!("--{long}"));
+            if let Some(nested) = env.label(path) {
+                anyhow::bail!("`{}` is set by both {var} and {nested}: keep one", path.join("."));
             }
+            Ok(from_env.set(path, value, var)?)
         };
-        if let Some(listen) = self.listen {
-            config.listen = listen;
+        let text = |v: &Option<String>| v.clone().map(Value::from);
+        let num = |v: Option<u64>| v.map(Value::from);
+        for (id, path, value) in [
+            ("listen", &["listen"][..], self.listen.map(|a| Value::from(a.to_string()))),
+            ("public_url", &["public_url"], text(&self.public_url)),
+            ("s3_bucket", &["s3", "bucket"], text(&self.s3_bucket)),
+            ("s3_prefix", &["s3", "prefix"], text(&self.s3_prefix)),
+            ("s3_region", &["s3", "region"], text(&self.s3_region)),
+            ("s3_endpoint", &["s3", "endpoint"], text(&self.s3_endpoint)),
+            ("s3_endpoint", &["s3", "path_style"], self.s3_endpoint.as_ref().map(|_| Value::from(true))),
+            ("s3_access_key_id", &["s3", "access_key_id"], text(&self.s3_access_key_id)),
+            ("s3_checksum", &["s3", "checksum"], text(&self.s3_checksum)),
+            ("s3_part_size_mib", &["s3", "part_size_mib"], num(self.s3_part_size_mib)),
+            ("s3_max_in_flight", &["s3", "max_in_flight"], num(self.s3_max_in_flight.map(|n| n as u64))),
+            ("max_file_size", &["limits", "max_file_size"], num(self.max_file_size)),
+            ("reap_after_secs", &["limits", "reap_after_secs"], num(self.reap_after_secs)),
+            ("reap_interval_secs", &["limits", "reap_interval_secs"], num(self.reap_interval_secs)),
+            ("memory_budget", &["limits", "memory_budget"], num(self.memory_budget)),
+            ("max_upload_secs", &["limits", "max_upload_secs"], num(self.max_upload_secs)),
+            ("reap_margin_secs", &["limits", "reap_margin_secs"], num(self.reap_margin_secs)),
+            (
+                "tickets_max_lifetime_secs",
+                &["tickets", "max_lifetime_secs"],
+                num(self.tickets_max_lifetime_secs),
+            ),
+            (
+                "tickets_single_process",
+                &["tickets", "single_process"],
+                self.tickets_single_process.then(|| true.into()),
+            ),
+            ("allow_insecure", &["allow_insecure"], self.allow_insecure.then(|| true.into())),
+            ("log_json", &["log_json"], self.log_json.then(|| true.into())),
+            ("admin_listen", &["ops", "admin_listen"], self.admin_listen.map(|a| Value::from(a.to_string()))),
+            (
+                "cors_origins",
+                &["cors_origins"],
+                (!self.cors_origins.is_empty()).then(|| self.cors_origins.clone().into()),
+            ),
+        ] {
+            if let Some(value) = value {
+                set(id, path, value)?;
+            }
         }
-        set(&mut config.public_url, &self.public_url);
-        set(&mut config.s3.bucket, &self.s3_bucket);
-        set(&mut config.s3.prefix, &self.s3_prefix);
-        set(&mut config.s3.region, &self.s3_region);
-        set(&mut config.s3.checksum, &self.s3_checksum);
-        if let Some(secret) = secret(&self.link_secret, &self.link_secret_file, "link_secret")? {
-            config.link_secret = secret;
+        for (inline, file, path) in [
+            (&self.link_secret, &self.link_secret_file, &["link_secret"][..]),
+            (&self.ticket_secret, &self.ticket_secret_file, &["ticket_secret"]),
+            (&self.s3_secret_access_key, &self.s3_secret_access_key_file, &["s3", "secret_access_key"]),
+        ] {
+            let id = path.join("_");
+            match (inline, file) {
+                (Some(_), Some(_)) => {
+                    anyhow::bail!("`{}` is given both inline and as a file: give one", path.join("."))
+                }
+                (Some(secret), None) => set(&id, path, Value::from(secret.expose()))?,
+                (None, Some(file)) => {
+                    let mut table = Dict::new();
+                    table.insert("file".into(), Value::from(file.display().to_string()));
+                    set(&format!("{id}_file"), path, table.into())?;
+                }
+                (None, None) => {}
+            }
         }
-        if self.s3_endpoint.is_some() {
-            config.s3.endpoint.clone_from(&self.s3_endpoint);
-            config.s3.path_style = true;
-        }
-        if self.s3_access_key_id.is_some() {
-            config.s3.access_key_id.clone_from(&self.s3_access_key_id);
-            config.s3.secret_access_key =
-                secret(&self.s3_secret_access_key, &self.s3_secret_access_key_file, "s3.secret_access_key")?;
-        }
-        if let Some(v) = self.s3_part_size_mib {
-            config.s3.part_size_mib = v;
-        }
-        if let Some(v) = self.s3_max_in_flight {
-            config.s3.max_in_flight = v;
-        }
-        if let Some(v) = self.max_file_size {
-            config.limits.max_file_size = v;
-        }
-        if let Some(v) = self.reap_after_secs {
-            config.limits.reap_after_secs = v;
-        }
-        if let Some(v) = self.reap_interval_secs {
-            config.limits.reap_interval_secs = v;
-        }
-        if let Some(v) = self.memory_budget {
-            config.limits.memory_budget = v;
-        }
-        if let Some(secret) = secret(&self.ticket_secret, &self.ticket_secret_file, "ticket_secret")? {
-            config.ticket_secret = Some(secret);
-        }
-        if let Some(v) = self.tickets_max_lifetime_secs {
-            config.tickets.max_lifetime_secs = v;
-        }
-        config.tickets.single_process |= self.tickets_single_process;
-        config.allow_insecure |= self.allow_insecure;
-        if let Some(v) = self.max_upload_secs {
-            config.limits.max_upload_secs = v;
-        }
-        if let Some(v) = self.reap_margin_secs {
-            config.limits.reap_margin_secs = v;
-        }
+        // Deployments named by --deployments get the defaults (and --genesys-environment) unless
+        // the file or the variables describe them.
+        let described = |id: &str| {
+            file.as_ref().is_some_and(|f| f.contains(&["deployments", id]))
+                || env.contains(&["deployments", id])
+        };
         for id in self.deployments.iter().map(|d| d.trim()).filter(|d| !d.is_empty()) {
-            config.deployments.entry(id.to_owned()).or_insert_with(|| Deployment {
-                environment: self.genesys_environment.clone(),
-                ..Deployment::default()
-            });
+            if !described(id) {
+                let mut deployment = Dict::new();
+                if let Some(environment) = &self.genesys_environment {
+                    deployment.insert("environment".into(), Value::from(environment.as_str()));
+                }
+                set("deployments", &["deployments", id], deployment.into())?;
+            }
         }
-        if !self.cors_origins.is_empty() {
-            config.cors_origins.clone_from(&self.cors_origins);
-        }
-        config.log_json |= self.log_json;
-        config.ops.admin_listen = self.admin_listen.or(config.ops.admin_listen);
-        Ok(config)
+        let layers = file.into_iter().chain([env, from_env, from_flags]);
+        Ok(Loaded::from_layers(layers)?)
     }
+
+    /// [`load`](Self::load) with this process's variables and command line.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    pub fn load_from_process(&self) -> Result<Loaded> {
+        let vars =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        self.load(vars, &command_line_ids())
+    }
+}
+
+/// Each `ferry serve` argument's id, long flag and variable.
+fn flag_names() -> BTreeMap<String, (String, Option<String>)> {
+    let cli = Cli::command();
+    let serve = cli.find_subcommand("serve").expect("a serve command");
+    serve
+        .get_arguments()
+        .map(|a| {
+            let long = a.get_long().unwrap_or_default().to_owned();
+            let var = a.get_env().map(|e| e.to_string_lossy().into_owned());
+            (a.get_id().to_string(), (long, var))
+        })
+        .collect()
+}
+
+/// The ids of the arguments this process was given on its command line (not by a variable).
+fn command_line_ids() -> BTreeSet<String> {
+    let Ok(matches) = Cli::command().try_get_matches_from(std::env::args_os()) else {
+        return BTreeSet::new();
+    };
+    let mut matches = &matches;
+    while let Some((_, sub)) = matches.subcommand() {
+        matches = sub;
+    }
+    matches
+        .ids()
+        .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// A secret given inline or as a file (not both).
@@ -290,9 +386,10 @@ pub fn init_tracing(json: bool) {
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let config = args.to_config()?;
-            init_tracing(config.log_json);
-            config.validate()?;
+            let loaded = args.load_from_process()?;
+            init_tracing(loaded.config.log_json);
+            loaded.config.validate().map_err(|e| loaded.explain(e))?;
+            let config = loaded.config;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
@@ -316,6 +413,23 @@ pub async fn run(cli: Cli) -> Result<()> {
             reaper.abort();
             scan_watch.abort();
             served?;
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check(args)) => {
+            let loaded = args.load_from_process()?;
+            loaded.config.validate().map_err(|e| loaded.explain(e))?;
+            let deployments = loaded.config.deployments.len();
+            println!("ferry: the configuration is valid ({deployments} deployment(s))");
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Show(args)) => {
+            let loaded = args.serve.load_from_process()?;
+            let text = if args.sources {
+                crate::config::show_sources(&loaded)?
+            } else {
+                crate::config::show_toml(&loaded.config)?
+            };
+            print!("{text}");
             Ok(())
         }
         #[cfg(feature = "dev")]

@@ -4,7 +4,7 @@
 //! [`KeySetting`] is a secret with a key id, for keys that rotate.
 
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::path::Path;
 
 /// A secret value: never printed, wiped when dropped.
@@ -87,9 +87,17 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// Never the value: `[redacted]` (or nothing, when unset), so that no serialization of the
+/// configuration (`ferry config show`) can print a secret.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.is_empty() { "" } else { "[redacted]" })
+    }
+}
+
 /// A key with an id, so that links and tickets can say which key signed them and keys can rotate
 /// without breaking what is live: the first key of a list signs, every key of it verifies.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeySetting {
     /// The key id (1 to 32 of `A-Z a-z 0-9 - _`), written into links (`kid=`) and tickets (`kid`).

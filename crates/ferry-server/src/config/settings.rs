@@ -3,11 +3,11 @@
 use super::secrets::{KeySetting, Secret};
 use ferry_core::plan::MIB;
 use ferry_s3::ChecksumMode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Where files are stored.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Settings {
     /// Bucket.
@@ -65,7 +65,7 @@ impl S3Settings {
 }
 
 /// Limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest file accepted, in bytes.
@@ -152,7 +152,7 @@ impl Limits {
 }
 
 /// How files reach a deployment's conversations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeliveryPreference {
     /// Native attachment when the deployment's limits allow, else a link message.
@@ -166,7 +166,7 @@ pub enum DeliveryPreference {
 }
 
 /// Open Messaging settings of a deployment (platform OAuth client and integration).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct OpenMessagingSettings {
     /// The Open Messaging integration id.
@@ -184,7 +184,7 @@ pub struct OpenMessagingSettings {
 }
 
 /// One Genesys deployment.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Deployment {
     /// Genesys environment host (`mypurecloud.de`, …); default `mypurecloud.com`.
@@ -223,7 +223,7 @@ pub struct Deployment {
 }
 
 /// Upload tickets.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TicketSettings {
     /// Longest ticket lifetime accepted, seconds: `exp - iat`, and `exp` from now.

@@ -5,6 +5,7 @@ mod support;
 
 mod admission;
 mod budget;
+mod config_env;
 mod deployment_config;
 mod flows;
 mod fuzz_link;
