@@ -1,8 +1,10 @@
 //! `cargo xtask browser`: the `ferry dev` demo page in a real headless Chromium. Installs the
 //! pinned browser-automation package (`playwright-core`, from `xtask/browser/package-lock.json`)
 //! when needed, builds `ferry`, and runs `xtask/browser/demo.test.mjs`, which starts `ferry dev`,
-//! uploads a file through the page and checks what the page shows, and `resume.test.mjs`, which
-//! reloads the page mid-upload and checks that the tus upload continues where it stopped. Needs Node and Debian's
+//! uploads a file through the page and checks what the page shows, `resume.test.mjs`, which
+//! reloads the page mid-upload and checks that the tus upload continues where it stopped, and
+//! `agents.test.mjs`, which opens agents links through the emulated Genesys sign-in (issue 15).
+//! Needs Node and Debian's
 //! `chromium` (`apt-get install -y chromium`); `FERRY_CHROMIUM` names another Chromium binary.
 
 use crate::{cargo, project_root, run_checked};
@@ -45,7 +47,7 @@ pub(crate) fn run_with(build: bool) -> Result<()> {
     if build || !ferry.is_file() {
         run_checked(cargo().args(["build", "-p", "ferry-server", "--bin", "ferry"]))?;
     }
-    for test in ["demo.test.mjs", "resume.test.mjs"] {
+    for test in ["demo.test.mjs", "resume.test.mjs", "agents.test.mjs"] {
         run_checked(
             Command::new("node")
                 .arg(test)

@@ -33,6 +33,8 @@ pub struct DevStack {
     pub s3: LocalS3,
     /// The Genesys emulator.
     pub genesys: GenesysEmulator,
+    /// The login and platform emulator (agent sign-in for the agents demo deployment).
+    pub platform: ferry_sandbox::platform::PlatformEmulator,
     /// The demo guest session token.
     pub token: String,
     /// ferry's configuration.
@@ -52,6 +54,9 @@ pub async fn start_stack(listen: std::net::SocketAddr, data: &std::path::Path) -
         .await
         .context("starting the Genesys emulator")?;
     let token = genesys.state().create_session(DEMO_DEPLOYMENT_ID);
+    let platform = Box::pin(crate::agents::dev::start_platform(listen))
+        .await
+        .context("starting the Genesys platform emulator")?;
     let mut config = Config { listen, public_url: format!("http://{listen}"), ..Config::default() };
     config.s3.bucket = DEV_BUCKET.into();
     config.s3.endpoint = Some(s3.endpoint());
@@ -73,8 +78,13 @@ pub async fn start_stack(listen: std::net::SocketAddr, data: &std::path::Path) -
         DEMO_DEPLOYMENT_ID.into(),
         Deployment { web_messaging_url: Some(genesys.ws_url()), ..Deployment::default() },
     );
+    // Links only the demo organisation's agents can open (`/dev/links`).
+    config.deployments.insert(
+        crate::agents::dev::DEMO_AGENTS_DEPLOYMENT.into(),
+        crate::agents::dev::deployment(genesys.ws_url(), &platform),
+    );
     config.validate()?;
-    Ok(DevStack { s3, genesys, token, config })
+    Ok(DevStack { s3, genesys, platform, token, config })
 }
 
 /// Runs `ferry dev` until Ctrl-C.
@@ -102,6 +112,16 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let dev_routes = axum::Router::new()
         .route("/", axum::routing::get(move || async move { axum::response::Html(page) }))
         .route(
+            "/dev/links",
+            axum::routing::get(move || {
+                crate::agents::dev::links_page(
+                    format!("http://{listen}"),
+                    DEV_TICKET_SECRET,
+                    DEMO_DEPLOYMENT_ID,
+                )
+            }),
+        )
+        .route(
             "/dev/tus.min.js",
             axum::routing::get(|| async { ([("content-type", "text/javascript")], TUS_JS) }),
         )
@@ -121,6 +141,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
          embedded S3       {s3}  bucket `{DEV_BUCKET}`, files under {data}\n  \
          Genesys emulator  {genesys}  (conversations: {genesys}/__sandbox/conversations)\n  \
          demo session      deployment `{DEMO_DEPLOYMENT_ID}`, token `{token}`\n  \
+         agents links      {url}/dev/links  (sign in as a demo agent of the emulated Genesys login)\n  \
          malware scan      {scan_line}\n\n\
          Try it:\n  \
          printf 'hello from ferry\\n' > hello.txt\n  \

@@ -21,6 +21,8 @@
 
 mod audit;
 mod cookies;
+#[cfg(feature = "dev")]
+pub mod dev;
 mod genesys;
 mod pages;
 mod settings;
