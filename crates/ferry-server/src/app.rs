@@ -30,18 +30,23 @@ pub fn app(state: AppState, dev: Option<Router>) -> Router {
     }
     let cors = cors(&state);
     let observed = state.clone();
+    if state.config.tus.enabled {
+        router = router.merge(crate::tus::routes());
+    }
     let mut router = router.layer(DefaultBodyLimit::disable()).with_state(state);
     if let Some(dev) = dev {
         router = router.merge(dev);
     }
-    request_id::layer(access::layer(router, &observed)).layer(cors)
+    let tus_options = axum::middleware::from_fn_with_state(observed.clone(), crate::tus::options_first);
+    // tus's OPTIONS (no Access-Control-Request-Method) is answered before CORS takes it for a preflight.
+    request_id::layer(access::layer(router, &observed)).layer(cors).layer(tus_options)
 }
 
 fn cors(state: &AppState) -> CorsLayer {
     let origins: Vec<HeaderValue> = state.config.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS, Method::PATCH, Method::HEAD, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -52,7 +57,31 @@ fn cors(state: &AppState) -> CorsLayer {
             HeaderName::from_static("content-md5"),
             HeaderName::from_static("repr-digest"),
             HeaderName::from_static("x-request-id"),
+            // tus
+            HeaderName::from_static("tus-resumable"),
+            HeaderName::from_static("upload-offset"),
+            HeaderName::from_static("upload-length"),
+            HeaderName::from_static("upload-defer-length"),
+            HeaderName::from_static("upload-metadata"),
+            HeaderName::from_static("upload-checksum"),
+            HeaderName::from_static("upload-concat"),
+            HeaderName::from_static("x-http-method-override"),
         ])
-        .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
+            // tus
+            header::LOCATION,
+            HeaderName::from_static("upload-offset"),
+            HeaderName::from_static("upload-length"),
+            HeaderName::from_static("upload-defer-length"),
+            HeaderName::from_static("upload-metadata"),
+            HeaderName::from_static("upload-expires"),
+            HeaderName::from_static("tus-resumable"),
+            HeaderName::from_static("tus-version"),
+            HeaderName::from_static("tus-extension"),
+            HeaderName::from_static("tus-max-size"),
+            HeaderName::from_static("tus-checksum-algorithm"),
+        ])
         .max_age(Duration::from_secs(600))
 }

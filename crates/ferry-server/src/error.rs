@@ -12,6 +12,8 @@ use ferry_core::chunk::ChunkError;
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 use std::time::Duration;
+#[allow(unused_imports, reason = "the tus status 460 in the table below")]
+use crate::tus::TusStatus as _;
 
 /// Defines [`ErrorCode`] from one table, so its list, strings and statuses cannot drift apart.
 macro_rules! error_codes {
@@ -131,6 +133,24 @@ error_codes! {
     GenesysRateLimited = "genesys_rate_limited", SERVICE_UNAVAILABLE;
     /// The memory budget is in use.
     ServerBusy = "server_busy", SERVICE_UNAVAILABLE;
+    /// tus: a header is missing or malformed (`Upload-Offset`, `Upload-Length`, `Upload-Metadata`, …).
+    InvalidTusHeader = "invalid_tus_header", BAD_REQUEST;
+    /// tus: a credential other than the one that created the upload.
+    UploadForbidden = "upload_forbidden", FORBIDDEN;
+    /// tus: no such upload (or the URL's signature does not hold).
+    UploadNotFound = "upload_not_found", NOT_FOUND;
+    /// tus: `Upload-Offset` is not the upload's offset, or the upload takes no more bytes.
+    UploadOffsetMismatch = "upload_offset_mismatch", CONFLICT;
+    /// tus: the upload is not complete yet (`GET` on the upload URL).
+    UploadIncomplete = "upload_incomplete", CONFLICT;
+    /// tus: the upload's expiry has passed.
+    UploadExpired = "upload_expired", GONE;
+    /// tus: a request without `Tus-Resumable: 1.0.0`.
+    TusVersionUnsupported = "tus_version_unsupported", PRECONDITION_FAILED;
+    /// tus: another request holds the upload's lease.
+    UploadLocked = "upload_locked", LOCKED;
+    /// tus: the request's bytes do not match its `Upload-Checksum` (460; nothing of them kept).
+    UploadChecksumMismatch = "upload_checksum_mismatch", TUS_CHECKSUM_MISMATCH;
     /// The malware scanner could not be reached, failed or took too long, and
     /// `scan.unavailable = "refuse"`.
     ScannerUnavailable = "scanner_unavailable", SERVICE_UNAVAILABLE;

@@ -47,4 +47,5 @@ pub mod serve;
 pub mod sniff;
 pub mod state;
 pub mod tickets;
+pub mod tus;
 pub mod upload;

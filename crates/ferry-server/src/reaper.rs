@@ -8,15 +8,16 @@
 
 use crate::state::AppState;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// One pass: returns how many uploads were aborted.
 pub async fn reap_once(state: &AppState) -> usize {
     let max_age = state.config.limits.reap_age();
-    match state.uploader.reap_stale(&state.config.s3.prefix, max_age, SystemTime::now()).await {
+    // tus: expired uploads are removed, and live ones' multipart uploads are left alone.
+    match crate::tus::reap(state, max_age).await {
         Ok(reaped) => {
-            state.metrics.reaped.fetch_add(reaped.len() as u64, Ordering::Relaxed);
-            reaped.len()
+            state.metrics.reaped.fetch_add(reaped as u64, Ordering::Relaxed);
+            reaped
         }
         Err(error) => {
             tracing::warn!(%error, "the reaper could not list multipart uploads");

@@ -88,6 +88,23 @@ impl ResumableStore {
         if committed != offset {
             return Err(ResumableError::OffsetMismatch { committed, requested: offset });
         }
+        let result = self.append_committed(held, body, check).await;
+        if result.is_err() {
+            held.revert();
+        }
+        result
+    }
+
+    async fn append_committed<S, E>(
+        &self,
+        held: &mut Held,
+        body: S,
+        check: Option<Check>,
+    ) -> Result<Appended, ResumableError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
         let mut tasks = PartTasks::default();
         let result = self.append_parts(held, body, check, &mut tasks).await;
         let result = match result {

@@ -108,6 +108,8 @@ pub struct Held {
     pub id: String,
     /// The state as last written by this holder.
     pub state: ResumableState,
+    /// The state as last written: what a failed request goes back to.
+    saved: ResumableState,
     etag: String,
     holder: String,
     lease: Duration,
@@ -230,7 +232,8 @@ impl ResumableStore {
             other => other,
         })?;
         let renewed = std::time::Instant::now();
-        Ok(Held { id: id.to_owned(), state, etag, holder: holder.to_owned(), lease, renewed })
+        let saved = state.clone();
+        Ok(Held { id: id.to_owned(), state, saved, etag, holder: holder.to_owned(), lease, renewed })
     }
 
     /// Writes `held.state` (the holder's changes), keeping the lease.
@@ -241,6 +244,7 @@ impl ResumableStore {
         held.state.lease = Some(Lease { holder: held.holder.clone(), until_ms: held.lease_until() });
         held.etag = self.replace(&held.id, &held.state, &held.etag).await?;
         held.renewed = std::time::Instant::now();
+        held.saved = held.state.clone();
         Ok(())
     }
 
@@ -437,6 +441,11 @@ impl ResumableStore {
 impl Held {
     fn lease_until(&self) -> u64 {
         unix_ms(SystemTime::now()) + self.lease.as_millis() as u64
+    }
+
+    /// Forgets the changes made since the last write (a failed request's).
+    pub fn revert(&mut self) {
+        self.state = self.saved.clone();
     }
 
     /// The holder's id.

@@ -307,7 +307,7 @@ fn object_key(state: &AppState, deployment: &str) -> String {
 }
 
 /// `yyyy/mm/dd` of `unix` seconds, in UTC.
-fn date_path(unix: u64) -> String {
+pub(crate) fn date_path(unix: u64) -> String {
     let secs = i64::try_from(unix).unwrap_or(i64::MAX);
     let date = time::OffsetDateTime::from_unix_timestamp(secs).map_or(time::Date::MAX, |t| t.date());
     format!("{:04}/{:02}/{:02}", date.year(), u8::from(date.month()), date.day())

@@ -13,12 +13,12 @@
 //! verified it is kept whatever delivery does: a refused native attachment becomes a link message,
 //! and a file that cannot be posted at all is answered `201` with `delivery.mode: "none"`.
 
-mod auth;
-mod declared;
-mod deliver;
+pub(crate) mod auth;
+pub(crate) mod declared;
+pub(crate) mod deliver;
 mod form;
-mod ingest;
-mod reference;
+pub(crate) mod ingest;
+pub(crate) mod reference;
 
 use crate::admission::ClientAddr;
 use crate::body::BodyError;

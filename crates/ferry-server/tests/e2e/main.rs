@@ -24,6 +24,7 @@ mod refusals;
 mod replicas;
 mod scan;
 mod tickets;
+mod tus;
 mod tus_clients;
 
 /// `&str`s to the `String`s curl is given.
