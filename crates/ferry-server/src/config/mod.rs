@@ -1,23 +1,32 @@
-//! ferry's configuration: one typed [`Config`], read once at start-up from an optional TOML file,
-//! then `FERRY_…` environment variables and command-line flags (which win), and validated with
-//! messages that name the setting and say what is wrong (never a secret's value).
+//! ferry's configuration: one typed [`Config`], read once at start-up in layers — the serde
+//! defaults, then an optional TOML file, then `FERRY_…` environment variables, then command-line
+//! flags (the later wins) — and validated with messages that name the setting and where its value
+//! came from, and say what is wrong (never a secret's value).
 //!
-//! The settings groups live in `settings`, secrets and rotating keys in `secrets`; both are
-//! re-exported here.
+//! The serde structs are the schema: every settings struct derives `Deserialize` (with
+//! `deny_unknown_fields` and `default`) and `Serialize` (for `ferry config show`; a [`Secret`]
+//! serializes as `[redacted]`). The settings groups live in `settings`, secrets and rotating keys
+//! in `secrets`, the layers (file, environment, flags) in `layers`, the printing in `show`.
 
+#[cfg(test)]
+mod env_tests;
+mod layers;
 mod secrets;
 mod settings;
+mod show;
 
+pub use layers::{ENV_PREFIX, Layer, Loaded};
 pub use secrets::{KeySetting, Secret, valid_key_id};
 pub use settings::*;
+pub use show::{show_sources, show_toml};
 
 use ferry_core::plan::MIB;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 /// Everything ferry needs to run.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address to listen on.
@@ -128,13 +137,19 @@ fn toml_error(text: &str, error: &toml::de::Error) -> ConfigError {
         .filter(|key| {
             !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-\"".contains(&b))
         });
-    let mut message = String::new();
-    for (i, piece) in error.message().split('"').enumerate() {
-        message.push_str(if i % 2 == 1 { "\"…\"" } else { piece });
-    }
+    let message = elide_quoted(error.message());
     let setting = key.map_or_else(|| "(file)".to_owned(), str::to_owned);
     let at = line_no.map(|n| format!("line {n}: ")).unwrap_or_default();
     invalid(&setting, format!("{at}{}", message.trim()))
+}
+
+/// `message` with anything in double quotes replaced by `"…"` (it may be a secret's value).
+fn elide_quoted(message: &str) -> String {
+    let mut out = String::new();
+    for (i, piece) in message.split('"').enumerate() {
+        out.push_str(if i % 2 == 1 { "\"…\"" } else { piece });
+    }
+    out
 }
 
 impl Config {
