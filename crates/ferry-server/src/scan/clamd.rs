@@ -3,8 +3,9 @@
 //! `VERSION` for the signature database's version and date, and the reading of clamd's answers.
 //!
 //! The crate has no time limit of its own, so [`scan`] keeps a watchdog: clamd may take at most
-//! the time limit to connect, to take each chunk, and to answer once the stream has ended; a
-//! client that is slow to send does not count against clamd.
+//! the step limit to connect and to take each chunk, and to answer once the stream has ended the
+//! step limit plus a time per GiB sent (clamd scans only after the last byte); a client that is
+//! slow to send does not count against clamd.
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -158,24 +159,49 @@ pub(crate) async fn version(address: &Address, limit: Duration) -> Result<Versio
 /// Chunks written to clamd at most this large (`INSTREAM` frames a chunk with its length).
 const CHUNK: usize = 1 << 20;
 
+/// clamd's time limits: `step` to connect and to take each chunk; to answer once the stream has
+/// ended, `step` plus `per_gib` for each GiB sent (clamd scans only after the last byte).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) step: Duration,
+    pub(crate) per_gib: Duration,
+}
+
+impl Limits {
+    fn verdict(&self, bytes: u64) -> Duration {
+        #[allow(clippy::cast_precision_loss, reason = "a time limit needs no exact byte count")]
+        let gib = bytes as f64 / f64::from(1u32 << 30);
+        self.step + self.per_gib.mul_f64(gib)
+    }
+}
+
 /// Streams `body` to clamd's `INSTREAM` and reads its answer. `Err` when clamd could not be
-/// reached, broke off, or exceeded the time limit (`limit`) at any step of its own.
-pub(crate) async fn scan<S>(address: &Address, body: S, limit: Duration) -> Result<Answer, String>
+/// reached, broke off, or exceeded its time limit (`limits`) at any step of its own.
+pub(crate) async fn scan<S>(address: &Address, body: S, limits: Limits) -> Result<Answer, String>
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send,
 {
     use clamav_client::tokio::{Socket, Tcp, scan_stream};
-    // Since when clamd has been holding things up (connecting, taking a chunk, answering).
-    let waiting = Arc::new(Mutex::new(Some(Instant::now())));
-    let watched = Watched { waiting: Arc::clone(&waiting) };
-    let body = futures::stream::unfold((Box::pin(body), watched), |(mut body, watched)| async move {
-        // Asked for the next chunk: clamd took the last one.
-        watched.set(None);
-        let item = body.next().await;
-        // clamd's turn: to take this chunk, or (at the end) to answer.
-        watched.set(Some(Instant::now()));
-        item.map(|item| (item, (body, watched)))
-    });
+    // When clamd, holding things up now (connecting, taking a chunk, answering), is out of time.
+    let deadline = Arc::new(Mutex::new(Some(Instant::now() + limits.step)));
+    let watched = Watched { deadline: Arc::clone(&deadline), sent: 0 };
+    let body =
+        futures::stream::unfold((Box::pin(body), watched), move |(mut body, mut watched)| async move {
+            // Asked for the next chunk: clamd took the last one.
+            watched.set(None);
+            let item = body.next().await;
+            // clamd's turn: to take this chunk, or (at the end) to scan it all and answer.
+            let wait = match &item {
+                Some(Ok(chunk)) => {
+                    watched.sent += chunk.len() as u64;
+                    limits.step
+                }
+                Some(Err(_)) => limits.step,
+                None => limits.verdict(watched.sent),
+            };
+            watched.set(Some(Instant::now() + wait));
+            item.map(|item| (item, (body, watched)))
+        });
     let scanning = async {
         match address {
             Address::Tcp(host) => scan_stream(body, Tcp { host_address: host.as_str() }, Some(CHUNK)).await,
@@ -184,29 +210,31 @@ where
     };
     tokio::select! {
         answer = scanning => answer.map(|raw| parse_answer(&raw)).map_err(|e| e.to_string()),
-        () = watchdog(&waiting, limit) => Err(format!("clamd did not answer within {limit:?}")),
+        () = watchdog(&deadline) => Err(format!("clamd did not answer in time (limits {limits:?})")),
     }
 }
 
-/// The shared "waiting on clamd since".
+/// The shared deadline of clamd's current step (`None` while ferry waits for the client), and the
+/// bytes sent so far.
 struct Watched {
-    waiting: Arc<Mutex<Option<Instant>>>,
+    deadline: Arc<Mutex<Option<Instant>>>,
+    sent: u64,
 }
 
 impl Watched {
-    fn set(&self, since: Option<Instant>) {
-        *self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = since;
+    fn set(&self, deadline: Option<Instant>) {
+        *self.deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = deadline;
     }
 }
 
-/// Returns once clamd has been holding things up for `limit`.
-async fn watchdog(waiting: &Mutex<Option<Instant>>, limit: Duration) {
-    let tick = limit.min(Duration::from_millis(250));
+/// Returns once clamd's current step is past its deadline.
+async fn watchdog(deadline: &Mutex<Option<Instant>>) {
+    let tick = Duration::from_millis(250);
     loop {
-        let since = *waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match since {
-            Some(since) if since.elapsed() >= limit => return,
-            Some(since) => tokio::time::sleep((limit - since.elapsed()).min(tick)).await,
+        let current = *deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match current {
+            Some(at) if Instant::now() >= at => return,
+            Some(at) => tokio::time::sleep((at - Instant::now()).min(tick)).await,
             None => tokio::time::sleep(tick).await,
         }
     }
@@ -264,16 +292,20 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_watchdog_counts_only_clamds_own_waits() {
-        let waiting = Mutex::new(None);
+        let deadline = Mutex::new(None);
         // Nothing pending: the watchdog does not fire.
-        assert!(
-            tokio::time::timeout(Duration::from_secs(10), watchdog(&waiting, Duration::from_secs(1)))
-                .await
-                .is_err()
-        );
-        *waiting.lock().unwrap() = Some(Instant::now());
+        assert!(tokio::time::timeout(Duration::from_secs(10), watchdog(&deadline)).await.is_err());
+        *deadline.lock().unwrap() = Some(Instant::now() + Duration::from_secs(1));
         let started = tokio::time::Instant::now();
-        watchdog(&waiting, Duration::from_secs(1)).await;
+        watchdog(&deadline).await;
         assert!(started.elapsed() >= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_verdict_may_take_longer_for_a_larger_file() {
+        let limits = Limits { step: Duration::from_secs(60), per_gib: Duration::from_secs(120) };
+        assert_eq!(limits.verdict(0), Duration::from_secs(60));
+        assert_eq!(limits.verdict(1 << 30), Duration::from_secs(180));
+        assert_eq!(limits.verdict(512 << 20), Duration::from_secs(120));
     }
 }
