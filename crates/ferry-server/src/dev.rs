@@ -33,8 +33,9 @@ pub struct DevStack {
     pub s3: LocalS3,
     /// The Genesys emulator.
     pub genesys: GenesysEmulator,
-    /// The login and platform emulator (agent sign-in for the agents demo deployment).
-    pub platform: ferry_sandbox::platform::PlatformEmulator,
+    /// The login and platform emulator (agent sign-in for the agents demo deployment), boxed to
+    /// keep `ferry dev`'s future small.
+    pub platform: Box<ferry_sandbox::platform::PlatformEmulator>,
     /// The demo guest session token.
     pub token: String,
     /// ferry's configuration.
@@ -54,9 +55,11 @@ pub async fn start_stack(listen: std::net::SocketAddr, data: &std::path::Path) -
         .await
         .context("starting the Genesys emulator")?;
     let token = genesys.state().create_session(DEMO_DEPLOYMENT_ID);
-    let platform = Box::pin(crate::agents::dev::start_platform(listen))
-        .await
-        .context("starting the Genesys platform emulator")?;
+    let platform = Box::new(
+        Box::pin(crate::agents::dev::start_platform(listen))
+            .await
+            .context("starting the Genesys platform emulator")?,
+    );
     let mut config = Config { listen, public_url: format!("http://{listen}"), ..Config::default() };
     config.s3.bucket = DEV_BUCKET.into();
     config.s3.endpoint = Some(s3.endpoint());
