@@ -95,6 +95,11 @@ pub async fn start_stack(listen: std::net::SocketAddr, data: &std::path::Path) -
 /// # Errors
 /// When a server cannot start or the address is taken.
 pub async fn run(args: DevArgs) -> Result<()> {
+    // Boxed: the embedded stack's future is large, and `ferry`'s `main` awaits this one.
+    Box::pin(run_boxed(args)).await
+}
+
+async fn run_boxed(args: DevArgs) -> Result<()> {
     check_listen(args.listen, args.allow_remote)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
