@@ -28,6 +28,7 @@ pub(crate) async fn create(
     ReqId(request_id): ReqId,
     request: Request,
 ) -> Response {
+    let request = request.map(|body| axum::body::Body::new(crate::linger::Lingering::new(body)));
     match handle(&state, request).await {
         Ok(response) => response,
         Err(error) => {

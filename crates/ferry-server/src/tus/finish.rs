@@ -22,13 +22,26 @@ use ferry_s3::resumable::{Held, Phase, ResumableError, ResumableState, Resumable
 use ferry_s3::{Stored, UploadedObject};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
-/// Called once a tus upload is stored and verified, before it is delivered: the place for a
-/// malware scan of the stored object (issue 16). `Ok` lets the delivery go on; an error is
-/// answered to the request that completed the upload, and the delivery stays pending, so the
-/// next request on the upload URL asks again.
-pub(crate) async fn before_delivery(_state: &AppState, stored: &Stored) -> Result<(), AppError> {
-    tracing::debug!(key = %stored.object.key, "tus upload stored; no scan configured");
-    Ok(())
+/// Called once a tus upload is stored and verified, before it is delivered: the malware scan of
+/// the stored object ([`crate::scan::scan_object`]; `None` when the deployment is not scanned).
+/// An error is answered to the request that completed the upload (an infected object is
+/// deleted), and the delivery stays pending, so the next request on the upload URL asks again.
+pub(crate) async fn before_delivery(
+    state: &AppState,
+    caller: &Caller,
+    stored: &Stored,
+) -> Result<Option<crate::scan::ScanReport>, AppError> {
+    let destination = auth::destination(state, caller)?;
+    crate::scan::scan_object(state, &destination.id, &stored.object.key).await
+}
+
+/// The scan's refusal a failed upload recorded (`<code>: <message>`), if that is why it failed.
+fn scan_refusal(reason: &str) -> Option<AppError> {
+    let (code, message) = reason.split_once(": ")?;
+    let code = [ErrorCode::MalwareDetected, ErrorCode::TooLargeToScan, ErrorCode::ScannerUnavailable]
+        .into_iter()
+        .find(|c| c.as_str() == code)?;
+    Some(AppError::new(code, message))
 }
 
 /// Finishes what a held upload still owes: an interrupted completion, then the delivery (once;
@@ -45,11 +58,10 @@ pub(crate) async fn settle(
     }
     let object = match &held.state.phase {
         Phase::Stored(object) => object.clone(),
-        Phase::Failed { .. } => {
-            return Err(AppError::new(
-                ErrorCode::ChecksumMismatch,
-                "the stored file did not verify; nothing was kept",
-            ));
+        Phase::Failed { reason } => {
+            return Err(scan_refusal(reason).unwrap_or_else(|| {
+                AppError::new(ErrorCode::ChecksumMismatch, "the stored file did not verify; nothing was kept")
+            }));
         }
         Phase::Open | Phase::Completing => return Ok(()),
     };
@@ -64,6 +76,7 @@ pub(crate) async fn settle(
         content_type: app.content_type.clone(),
         caption: app.caption.clone(),
     };
+    let mut scan = None;
     let delivered = match app.delivery {
         Delivery::Done { .. } => return Ok(()),
         Delivery::Started => Delivered::Undelivered {
@@ -72,7 +85,16 @@ pub(crate) async fn settle(
             fallback: None,
         },
         Delivery::Pending => {
-            before_delivery(state, &stored).await?;
+            scan = match before_delivery(state, caller, &stored).await {
+                Ok(scan) => scan,
+                Err(refused) => {
+                    // The scan deleted the object: the upload has failed for good, and says why.
+                    let reason = format!("{}: {}", refused.code(), refused.message());
+                    held.state.phase = Phase::Failed { reason };
+                    store.save(held).await.map_err(from_resumable)?;
+                    return Err(refused);
+                }
+            };
             app.delivery = Delivery::Started;
             held.state.app = app.to_value();
             store.save(held).await.map_err(from_resumable)?;
@@ -82,6 +104,7 @@ pub(crate) async fn settle(
     };
     let mut reference = AttachmentReference::new(state, caller, &declared, &stored, delivered);
     reference.set_conversation_id(app.conversation_id.clone());
+    reference.set_scan(scan);
     tracing::info!(key = %stored.object.key, delivery = reference.delivery_mode(), "tus upload delivered");
     app.delivery = Delivery::Done { reference: serde_json::to_value(&reference).unwrap_or_default() };
     held.state.app = app.to_value();

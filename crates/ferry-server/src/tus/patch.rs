@@ -33,6 +33,8 @@ pub(crate) async fn patch(
     Path(segment): Path<String>,
     request: Request,
 ) -> Response {
+    // A refused body is drained in the background, so the client reads the answer.
+    let request = request.map(|body| Body::new(crate::linger::Lingering::new(body)));
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     let result = async {

@@ -167,7 +167,8 @@ async fn a_ticket_upload_in_patches_over_two_processes_is_stored_verified_and_de
     let refused = tus.patch(&replica, &path, cut1 as u64, &data[cut1..cut2], &[other]).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert_eq!(error_code(refused).await, "upload_forbidden");
-    let second = tus.patch(&replica, &path, cut1 as u64, &data[cut1..cut2], std::slice::from_ref(&auth)).await;
+    let second =
+        tus.patch(&replica, &path, cut1 as u64, &data[cut1..cut2], std::slice::from_ref(&auth)).await;
     assert_eq!(second.status(), StatusCode::NO_CONTENT);
     assert_eq!(tus.offset(&h.ferry, &path, &[]).await, cut2 as u64);
     let early = tus.send(Method::GET, &h.ferry, &path, &[], Vec::new()).await;
@@ -206,5 +207,275 @@ async fn a_ticket_upload_in_patches_over_two_processes_is_stored_verified_and_de
     let conversation = h.conversation();
     assert_eq!(conversation["messages"], serde_json::json!([]), "tickets leave delivery to the page");
     drop(replica);
+    h.finish().await;
+}
+
+fn checksum(algorithm: &str, data: &[u8]) -> (&'static str, String) {
+    use sha2::Digest as _;
+    let digest: Vec<u8> = match algorithm {
+        "md5" => md5::Md5::digest(data).to_vec(),
+        "sha1" => sha1::Sha1::digest(data).to_vec(),
+        "sha256" => sha2::Sha256::digest(data).to_vec(),
+        "crc32" => {
+            (crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, data) as u32).to_be_bytes().to_vec()
+        }
+        other => panic!("no {other}"),
+    };
+    ("Upload-Checksum", format!("{algorithm} {}", B64.encode(digest)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn checksums_creation_with_upload_and_a_deferred_length() {
+    let h = Harness::start("tus-checksum", Options::default()).await;
+    let tus = Tus::new();
+    let data = bytes(b"\x89PNG\r\n\x1a\n", 6 * MIB + 777, 9);
+    let auth = ("Authorization", format!("Ferry-Ticket {}", ticket(&[])));
+    // creation-with-upload and a deferred length.
+    let (created, path) = tus
+        .create(
+            &h.ferry,
+            &[
+                auth.clone(),
+                ("Upload-Defer-Length", "1".into()),
+                metadata("photo.png", "image/png"),
+                ("Content-Type", "application/offset+octet-stream".into()),
+            ],
+            data[..1000].to_vec(),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(header(&created, "upload-offset").as_deref(), Some("1000"));
+    let head = tus.send(Method::HEAD, &h.ferry, &path, &[], Vec::new()).await;
+    assert_eq!(header(&head, "upload-defer-length").as_deref(), Some("1"));
+    assert!(header(&head, "upload-metadata").is_some_and(|m| m.contains(&b64("photo.png"))));
+
+    // A checksum that does not match: 460, nothing kept.
+    let chunk = &data[1000..1000 + 2 * MIB];
+    let wrong = checksum("sha256", b"something else");
+    let refused = tus.patch(&h.ferry, &path, 1000, chunk, &[wrong]).await;
+    assert_eq!(refused.status().as_u16(), 460);
+    assert_eq!(error_code(refused).await, "upload_checksum_mismatch");
+    assert_eq!(tus.offset(&h.ferry, &path, &[]).await, 1000);
+    let unknown = ("Upload-Checksum", format!("sha512 {}", B64.encode([0u8; 64])));
+    let unknown = tus.patch(&h.ferry, &path, 1000, chunk, &[unknown]).await;
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(unknown).await, "invalid_tus_header");
+
+    // Each algorithm, right.
+    let mut at = 1000;
+    for (algorithm, len) in [("md5", 2 * MIB), ("sha1", MIB + 1), ("crc32", 2 * MIB)] {
+        let chunk = &data[at..at + len];
+        let ok = tus.patch(&h.ferry, &path, at as u64, chunk, &[checksum(algorithm, chunk)]).await;
+        assert_eq!(ok.status(), StatusCode::NO_CONTENT, "{algorithm}");
+        at += len;
+    }
+    assert_eq!(tus.offset(&h.ferry, &path, &[]).await, at as u64);
+    // The length comes with the last PATCH.
+    let rest = &data[at..];
+    let length = ("Upload-Length", data.len().to_string());
+    let last = tus.patch(&h.ferry, &path, at as u64, rest, &[length, checksum("sha256", rest)]).await;
+    assert_eq!(last.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&last, "upload-offset"), Some(data.len().to_string()));
+    let reference: Value =
+        tus.send(Method::GET, &h.ferry, &path, &[], Vec::new()).await.json().await.unwrap();
+    assert_eq!(reference["size"], data.len(), "{reference}");
+    assert_eq!(reference["contentType"], "image/png");
+    assert_eq!(reference["checksums"]["md5"], ferry_core::checksum::Md5::of(&data).to_hex());
+    let key =
+        ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX).unwrap();
+    assert!(h.object(&key).await == data, "stored bytes differ");
+    assert_eq!(h.pending_uploads().await, 0);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn a_guest_upload_needs_its_own_session_every_time_and_is_delivered_natively_once() {
+    let h = Harness::start("tus-guest", Options::default()).await;
+    let tus = Tus::new();
+    let guest = |token: &str| {
+        vec![("Authorization", format!("Bearer {token}")), ("X-Genesys-Deployment-Id", DEPLOYMENT.to_owned())]
+    };
+    let data = bytes(b"\x89PNG\r\n\x1a\n", 5 * MIB + 4321, 3);
+    let mut headers = guest(&h.token);
+    headers.extend([("Upload-Length", data.len().to_string()), metadata("scan.png", "image/png")]);
+    headers.push((
+        "Upload-Metadata",
+        format!("filename {},filetype {},caption {}", b64("scan.png"), b64("image/png"), b64("my scan")),
+    ));
+    headers.retain(|(name, value)| *name != "Upload-Metadata" || value.contains("caption"));
+    let (created, path) = tus.create(&h.ferry, &headers, Vec::new()).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    // No session, or another session: refused.
+    let none = tus.patch(&h.ferry, &path, 0, &data[..MIB], &[]).await;
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(none).await, "missing_session");
+    let other_token = h.emulator.state().create_session(DEPLOYMENT);
+    let other = tus.patch(&h.ferry, &path, 0, &data[..MIB], &guest(&other_token)).await;
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_code(other).await, "upload_forbidden");
+    let head = tus.send(Method::HEAD, &h.ferry, &path, &guest(&other_token), Vec::new()).await;
+    assert_eq!(head.status(), StatusCode::FORBIDDEN);
+
+    let first = tus.patch(&h.ferry, &path, 0, &data[..3 * MIB], &guest(&h.token)).await;
+    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+    // The bucket holds the token's hash, never the token.
+    let id = path.rsplit('/').next().unwrap().split('.').next().unwrap();
+    let state = String::from_utf8(h.object(&format!("ferry/.tus/{id}/state")).await).unwrap();
+    assert!(!state.contains(&h.token), "the token is in the bucket: {state}");
+    assert!(state.contains(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(h.token.as_bytes()))));
+    let last = tus.patch(&h.ferry, &path, 3 * MIB as u64, &data[3 * MIB..], &guest(&h.token)).await;
+    assert_eq!(last.status(), StatusCode::NO_CONTENT);
+
+    let reference: Value =
+        tus.send(Method::GET, &h.ferry, &path, &guest(&h.token), Vec::new()).await.json().await.unwrap();
+    assert_eq!(reference["delivery"]["mode"], "native", "{reference}");
+    assert_eq!(reference["text"], "my scan", "{reference}");
+    assert!(reference.get("storage").is_none(), "guests are not told the bucket");
+    let unauthorised = tus.send(Method::GET, &h.ferry, &path, &[], Vec::new()).await;
+    assert_eq!(unauthorised.status(), StatusCode::UNAUTHORIZED);
+    // Asked again: the same reference, no second delivery.
+    let again: Value =
+        tus.send(Method::GET, &h.ferry, &path, &guest(&h.token), Vec::new()).await.json().await.unwrap();
+    assert_eq!(again["delivery"], reference["delivery"]);
+    let conversation = h.conversation();
+    let attachments = conversation["attachments"].as_array().expect("attachments");
+    assert_eq!(attachments.len(), 1, "{conversation}");
+    assert_eq!(attachments[0]["sha256"], crate::harness::sha256_hex(&data), "{conversation}");
+    assert_eq!(conversation["messages"].as_array().map(Vec::len), Some(1), "{conversation}");
+
+    // A program under an image's name: refused at its first bytes, nothing kept.
+    let mut headers = guest(&h.token);
+    headers.extend([("Upload-Length", "70000".into()), metadata("cat.png", "image/png")]);
+    let (_, path) = tus.create(&h.ferry, &headers, Vec::new()).await;
+    let exe = bytes(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00", 70_000, 5);
+    let refused = tus.patch(&h.ferry, &path, 0, &exe, &guest(&h.token)).await;
+    assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(tus.offset(&h.ferry, &path, &guest(&h.token)).await, 0);
+    h.finish().await;
+}
+
+/// A ticket upload of `len` bytes: its path.
+async fn created(tus: &Tus, ferry: &Ferry, len: usize) -> String {
+    let auth = ("Authorization", format!("Ferry-Ticket {}", ticket(&[])));
+    let headers =
+        [auth, ("Upload-Length", len.to_string()), metadata("data.bin", "application/octet-stream")];
+    let (created, path) = tus.create(ferry, &headers, Vec::new()).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    path
+}
+
+/// Sends the head of a PATCH of `len` bytes at `offset` on a socket of its own, and `first`.
+async fn raw_patch(
+    ferry: &Ferry,
+    path: &str,
+    offset: u64,
+    len: usize,
+    first: &[u8],
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let mut stream = tokio::net::TcpStream::connect(ferry.addr()).await.expect("connect");
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n\
+         Upload-Offset: {offset}\r\nContent-Length: {len}\r\n\r\n",
+        ferry.addr()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(first).await.expect("body");
+    stream.flush().await.expect("flush");
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn leases_races_termination_and_expiry() {
+    let options = Options {
+        limits: vec!["reap_interval_secs = 1".into()],
+        toml: vec!["[tus]".into(), "lease_secs = 2".into(), "expiry_secs = 12".into()],
+        ..Options::default()
+    };
+    let h = Harness::start("tus-lease", options).await;
+    let mut replica = h.start_replica("b", &[]).await;
+    let tus = Tus::new();
+    // Expires while the rest runs: 6 MiB in (a multipart upload and a tail), then left.
+    let abandoned_data = bytes(b"", 8 * MIB, 1);
+    let abandoned = created(&tus, &h.ferry, abandoned_data.len()).await;
+    let started = std::time::Instant::now();
+    let partial = tus.patch(&h.ferry, &abandoned, 0, &abandoned_data[..6 * MIB], &[]).await;
+    assert_eq!(partial.status(), StatusCode::NO_CONTENT);
+
+    // A PATCH on the replica holds the lease; the replica is killed mid-body.
+    let data = bytes(b"", 12 * MIB, 2);
+    let path = created(&tus, &h.ferry, data.len()).await;
+    let mut held = raw_patch(&replica, &path, 0, data.len(), &data[..6 * MIB]).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let locked = tus.patch(&h.ferry, &path, 0, &data, &[]).await;
+    assert_eq!(locked.status().as_u16(), 423);
+    assert!(header(&locked, "retry-after").is_some());
+    assert_eq!(error_code(locked).await, "upload_locked");
+    replica.kill();
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut held).await;
+    // The lease stops being renewed and expires (2 s); then the upload goes on here.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let offset = tus.offset(&h.ferry, &path, &[]).await;
+    assert_eq!(offset, 0, "the killed PATCH committed nothing");
+    let resumed = tus.patch(&h.ferry, &path, 0, &data, &[]).await;
+    assert_eq!(resumed.status(), StatusCode::NO_CONTENT);
+    let reference: Value =
+        tus.send(Method::GET, &h.ferry, &path, &[], Vec::new()).await.json().await.unwrap();
+    let key =
+        ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX).unwrap();
+    assert!(h.object(&key).await == data, "stored bytes differ");
+
+    // Two PATCHes racing at one offset: exactly one is kept.
+    let race_data = bytes(b"", 6 * MIB + 5, 3);
+    let race = created(&tus, &h.ferry, race_data.len()).await;
+    let (a, b) = tokio::join!(
+        tus.patch(&h.ferry, &race, 0, &race_data, &[]),
+        tus.patch(&h.ferry, &race, 0, &race_data, &[])
+    );
+    let statuses = [a.status().as_u16(), b.status().as_u16()];
+    assert_eq!(statuses.iter().filter(|s| **s == 204).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [204, 409, 423].contains(s)), "{statuses:?}");
+    assert_eq!(tus.offset(&h.ferry, &race, &[]).await, race_data.len() as u64);
+    let reference: Value =
+        tus.send(Method::GET, &h.ferry, &race, &[], Vec::new()).await.json().await.unwrap();
+    let race_key =
+        ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX).unwrap();
+    assert!(h.object(&race_key).await == race_data, "stored bytes differ");
+
+    // Termination mid-upload: parts, tail and state go.
+    let gone_data = bytes(b"", 7 * MIB, 4);
+    let gone = created(&tus, &h.ferry, gone_data.len()).await;
+    let partial = tus.patch(&h.ferry, &gone, 0, &gone_data[..6 * MIB], &[]).await;
+    assert_eq!(partial.status(), StatusCode::NO_CONTENT);
+    let deleted = tus.send(Method::DELETE, &h.ferry, &gone, &[], Vec::new()).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let head = tus.send(Method::HEAD, &h.ferry, &gone, &[], Vec::new()).await;
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    let gone_id = gone.rsplit('/').next().unwrap().split('.').next().unwrap().to_owned();
+    assert!(!h.keys().await.iter().any(|k| k.contains(&gone_id)), "the terminated upload left objects");
+
+    // The abandoned upload expires: 410, then the reaper removes its parts, tail and state.
+    let expires_in = Duration::from_secs(13).saturating_sub(started.elapsed());
+    tokio::time::sleep(expires_in).await;
+    let expired = tus.patch(&h.ferry, &abandoned, 6 * MIB as u64, &abandoned_data[6 * MIB..], &[]).await;
+    // 410 until the reaper has removed it, 404 after (both are tus's answers for an expired upload).
+    let status = expired.status();
+    assert!([StatusCode::GONE, StatusCode::NOT_FOUND].contains(&status), "{status}");
+    assert!(["upload_expired", "upload_not_found"].contains(&error_code(expired).await.as_str()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while h.keys().await.iter().any(|k| k.starts_with("ferry/.tus/")) && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut kept = h.keys().await;
+    kept.sort();
+    let mut expected = vec![key, race_key];
+    expected.sort();
+    assert_eq!(kept, expected, "only the two stored files remain (states expired too)");
+    assert_eq!(h.pending_uploads().await, 0, "no multipart upload left");
     h.finish().await;
 }
