@@ -393,7 +393,7 @@ async fn raw_patch(
 async fn leases_races_termination_and_expiry() {
     let options = Options {
         limits: vec!["reap_interval_secs = 1".into()],
-        toml: vec!["[tus]".into(), "lease_secs = 2".into(), "expiry_secs = 12".into()],
+        toml: vec!["[tus]".into(), "lease_secs = 2".into(), "expiry_secs = 25".into()],
         ..Options::default()
     };
     let h = Harness::start("tus-lease", options).await;
@@ -429,6 +429,28 @@ async fn leases_races_termination_and_expiry() {
         ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX).unwrap();
     assert!(h.object(&key).await == data, "stored bytes differ");
 
+    // A client that hangs up mid-PATCH: what arrived is kept, and the upload resumes from it.
+    let cut_data = bytes(b"", 9 * MIB, 5);
+    let cut = created(&tus, &h.ferry, cut_data.len()).await;
+    let mut hung_up = raw_patch(&h.ferry, &cut, 0, cut_data.len(), &cut_data[..6 * MIB + 100]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut hung_up).await;
+    drop(hung_up);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut offset = 0;
+    while offset == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let head = tus.send(Method::HEAD, &h.ferry, &cut, &[], Vec::new()).await;
+        offset = header(&head, "upload-offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+    }
+    assert_eq!(offset, 6 * MIB as u64 + 100, "the bytes before the hang-up are kept");
+    let rest = tus.patch(&h.ferry, &cut, offset, &cut_data[offset as usize..], &[]).await;
+    assert_eq!(rest.status(), StatusCode::NO_CONTENT);
+    let reference: Value = tus.send(Method::GET, &h.ferry, &cut, &[], Vec::new()).await.json().await.unwrap();
+    let cut_key =
+        ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX).unwrap();
+    assert!(h.object(&cut_key).await == cut_data, "stored bytes differ");
+
     // Two PATCHes racing at one offset: exactly one is kept.
     let race_data = bytes(b"", 6 * MIB + 5, 3);
     let race = created(&tus, &h.ferry, race_data.len()).await;
@@ -459,7 +481,7 @@ async fn leases_races_termination_and_expiry() {
     assert!(!h.keys().await.iter().any(|k| k.contains(&gone_id)), "the terminated upload left objects");
 
     // The abandoned upload expires: 410, then the reaper removes its parts, tail and state.
-    let expires_in = Duration::from_secs(13).saturating_sub(started.elapsed());
+    let expires_in = Duration::from_secs(26).saturating_sub(started.elapsed());
     tokio::time::sleep(expires_in).await;
     let expired = tus.patch(&h.ferry, &abandoned, 6 * MIB as u64, &abandoned_data[6 * MIB..], &[]).await;
     // 410 until the reaper has removed it, 404 after (both are tus's answers for an expired upload).
@@ -473,9 +495,9 @@ async fn leases_races_termination_and_expiry() {
     }
     let mut kept = h.keys().await;
     kept.sort();
-    let mut expected = vec![key, race_key];
+    let mut expected = vec![key, race_key, cut_key];
     expected.sort();
-    assert_eq!(kept, expected, "only the two stored files remain (states expired too)");
+    assert_eq!(kept, expected, "only the stored files remain (states expired too)");
     assert_eq!(h.pending_uploads().await, 0, "no multipart upload left");
     h.finish().await;
 }
