@@ -298,7 +298,7 @@ impl ResumableStore {
         let key = held.state.key.clone();
         let completed = match verify::complete(&inner, &key, &upload_id, &parts, &summary).await {
             Ok(completed) => completed,
-            Err(Error::NoSuchUpload { .. }) => {
+            Err(error) if is_no_such_upload(&error) => {
                 let object = completed_earlier(&inner, &key, &summary).await?;
                 return self.stored(held, object, summary).await;
             }
@@ -425,6 +425,12 @@ async fn hash(mut carry: HashCarry, part: &Part) -> Result<HashCarry, Error> {
     })
     .await
     .map_err(|e| Error::InvalidInput(format!("hashing failed: {e}")))
+}
+
+/// S3 no longer knows the multipart upload (completed or aborted).
+fn is_no_such_upload(error: &Error) -> bool {
+    matches!(error, Error::NoSuchUpload { .. })
+        || matches!(error, Error::Service { code: Some(code), .. } if code == "NoSuchUpload")
 }
 
 fn too_long(error: ChunkError, limit: u64) -> ResumableError {

@@ -180,3 +180,68 @@ async fn racing_acquires_have_one_winner_and_removal_leaves_nothing() {
     assert_eq!(multipart_uploads(&client, &bucket).await, 0);
     assert!(matches!(store.load("u3").await, Err(ResumableError::NotFound)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn a_completion_cut_short_is_finished_by_the_next_holder() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    use ferry_sandbox::s3_faults::{Action, FaultProxy, Operation, Rule, Target};
+    let endpoint = localstack();
+    let (client, bucket) = localstack_bucket(&endpoint, "resumable-complete").await;
+    let upstream = endpoint.trim_start_matches("http://").parse().expect("loopback endpoint");
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    proxy.add_rule(
+        Rule::new(Target::Op(Operation::CompleteMultipartUpload), Action::internal_error()).always(),
+    );
+    let via_proxy =
+        ferry_s3::build_client(&ferry_s3::S3Config::compatible(proxy.endpoint(), "test", "test")).await;
+    let failing = ResumableStore::new(Uploader::new(via_proxy, &bucket, config(ChecksumMode::Md5)), ".tus/");
+    let direct =
+        ResumableStore::new(Uploader::new(client.clone(), &bucket, config(ChecksumMode::Md5)), ".tus/");
+    let data = random_bytes(PART as usize + 4000, 11);
+
+    // S3 never answers Complete: the state says Completing, every part committed.
+    failing.create("c1", &state("files/c1", Some(data.len() as u64))).await.unwrap();
+    let mut held = failing.acquire("c1", "a", LEASE).await.unwrap();
+    let cut_short = failing.append(&mut held, 0, frames(&data), None).await;
+    assert!(matches!(cut_short, Err(ResumableError::S3(_))), "{cut_short:?}");
+    failing.release(held).await.unwrap();
+    let loaded = direct.load("c1").await.unwrap();
+    assert_eq!(loaded.state.phase, Phase::Completing);
+    assert_eq!(loaded.state.offset(), data.len() as u64);
+    // The next holder (another process) completes and verifies it.
+    let mut held = direct.acquire("c1", "b", LEASE).await.unwrap();
+    let stored = direct.complete(&mut held).await.unwrap();
+    assert_eq!(stored.summary.md5, Md5::of(&data));
+    assert_eq!(stored.summary.sha256, Some(Sha256::of(&data)));
+    assert!(matches!(held.state.phase, Phase::Stored(_)));
+    direct.release(held).await.unwrap();
+    assert!(read_back(&client, &bucket, "files/c1").await.0 == data);
+
+    // S3 completed it but the answer was lost: the next holder recognises the object as its own.
+    direct.create("c2", &state("files/c2", Some(data.len() as u64))).await.unwrap();
+    let mut held = failing.acquire("c2", "a", LEASE).await.unwrap();
+    assert!(failing.append(&mut held, 0, frames(&data), None).await.is_err());
+    failing.release(held).await.unwrap();
+    let loaded = direct.load("c2").await.unwrap();
+    let parts: Vec<CompletedPart> = loaded
+        .state
+        .parts
+        .iter()
+        .map(|p| CompletedPart::builder().part_number(p.number as i32).e_tag(&p.etag).build())
+        .collect();
+    client
+        .complete_multipart_upload()
+        .bucket(&bucket)
+        .key("files/c2")
+        .upload_id(loaded.state.upload_id.clone().unwrap())
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .unwrap();
+    let mut held = direct.acquire("c2", "b", LEASE).await.unwrap();
+    let stored = direct.complete(&mut held).await.unwrap();
+    assert_eq!(stored.object.size, data.len() as u64);
+    assert!(matches!(held.state.phase, Phase::Stored(_)));
+    assert_eq!(multipart_uploads(&client, &bucket).await, 0);
+}
