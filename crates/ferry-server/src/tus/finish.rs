@@ -24,8 +24,8 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 
 /// Called once a tus upload is stored and verified, before it is delivered: the malware scan of
 /// the stored object ([`crate::scan::scan_object`]; `None` when the deployment is not scanned).
-/// An error is answered to the request that completed the upload (an infected object is
-/// deleted), and the delivery stays pending, so the next request on the upload URL asks again.
+/// A refusal deletes the object; `settle` then marks the upload failed with the refusal's code,
+/// which every later request on its URL answers.
 pub(crate) async fn before_delivery(
     state: &AppState,
     caller: &Caller,
@@ -214,6 +214,12 @@ async fn open(
     check_live(&loaded.state)?;
     let app = TusApp::of(&loaded.state)?;
     let caller = authorise_existing(state, &app, headers)?;
+    // Refused by the malware scan (the object is gone): every request hears why.
+    if let Phase::Failed { reason } = &loaded.state.phase
+        && let Some(refused) = scan_refusal(reason)
+    {
+        return Err(refused);
+    }
     let owes = match &loaded.state.phase {
         Phase::Completing => true,
         Phase::Stored(_) => !matches!(app.delivery, Delivery::Done { .. }),

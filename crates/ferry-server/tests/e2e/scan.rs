@@ -266,3 +266,70 @@ async fn a_deployment_with_scanning_off_is_not_scanned() {
     assert!(reply.json().get("scan").is_none(), "{reply:?}");
     h.finish().await;
 }
+
+/// A tus upload (`POST /v1/tus/` with the whole body, then `GET` of its URL) as the harness's guest.
+async fn tus_upload(h: &Harness, name: &str, data: &[u8]) -> (Reply, Option<Reply>) {
+    use base64::Engine as _;
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let headers = h.dir.path().join(format!("{name}.headers"));
+    let mut request = h.guest();
+    request.extend(args(&[
+        "-D",
+        &headers.display().to_string(),
+        "-H",
+        "Tus-Resumable: 1.0.0",
+        "-H",
+        &format!("Upload-Length: {}", data.len()),
+        "-H",
+        &format!("Upload-Metadata: filename {},filetype {}", b64(name), b64("text/plain")),
+        "-H",
+        "Content-Type: application/offset+octet-stream",
+        "--data-binary",
+        "@-",
+        &h.ferry.url("/v1/tus/"),
+    ]));
+    let mut all = args(&["-X", "POST"]);
+    all.extend(request);
+    let created = crate::harness::curl(&all, Some(data.to_vec())).await;
+    let headers = std::fs::read_to_string(&headers).unwrap_or_default();
+    let location = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")))
+        .map(|l| l.trim().trim_start_matches(&format!("http://{}", crate::harness::PUBLIC_HOST)).to_owned());
+    let Some(path) = location else { return (created, None) };
+    let mut get = h.guest();
+    get.extend(args(&["-H", "Tus-Resumable: 1.0.0", &h.ferry.url(&path)]));
+    (created, Some(crate::harness::curl(&get, None).await))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs clamd and LocalStack"]
+async fn a_resumable_upload_is_scanned_once_at_completion() {
+    let clamd_dir = tempfile::tempdir().expect("temp dir");
+    let clamd = Clamd::start(clamd_dir.path()).await;
+    let h = scanned("scan-tus", &clamd.tcp_address(), &[], &[]).await;
+    let files =
+        |keys: Vec<String>| keys.into_iter().filter(|k| !k.starts_with("ferry/.tus/")).collect::<Vec<_>>();
+
+    let (created, reference) = tus_upload(&h, "clean.txt", b"nothing to see here\n").await;
+    assert!(created.status == 201 || created.status == 204, "{created:?}");
+    let reference = reference.expect("an upload URL");
+    assert_eq!(reference.status, 200, "{reference:?}");
+    assert_eq!(reference.json()["scan"]["result"], "clean", "{reference:?}");
+    assert_eq!(files(h.keys().await).len(), 1, "the clean file is stored");
+    assert_eq!(h.metric("ferry_scans_total{result=\"clean\"}").await, 1, "scanned once");
+
+    // The creation took the whole file; the verdict is the answer of whoever settles it.
+    let (created, settled) = tus_upload(&h, "eicar.txt", EICAR).await;
+    assert!(created.status == 201 || created.status == 422, "{created:?}");
+    let refused = if created.status == 422 { created } else { settled.expect("an upload URL") };
+    refused.assert_error(422, "malware_detected");
+    assert!(
+        refused.json()["error"]["message"].as_str().is_some_and(|m| m.contains(EICAR_SIGNATURE)),
+        "{refused:?}"
+    );
+    assert_eq!(files(h.keys().await).len(), 1, "the infected object is deleted");
+    assert_eq!(h.metric("ferry_scans_total{result=\"infected\"}").await, 1, "scanned once");
+    assert_eq!(h.conversation()["messages"].as_array().expect("messages").len(), 1, "no message for it");
+    h.finish().await;
+}
