@@ -24,25 +24,58 @@ pub(crate) fn run(what: &str, rest: &[&str]) -> Result<()> {
             result
         }
         "e2e" => {
-            // ferry serve (bench profile: release) vs aws-cli on s3s-fs; see crates/ferry-server/benches/e2e.rs.
+            // ferry serve (bench profile) vs aws-cli vs one unsigned PUT, on s3s-fs and on LocalStack;
+            // see crates/ferry-server/benches/e2e/main.rs. `--quick`: small sizes, to try the bench.
+            let quick = rest.contains(&"--quick");
+            let rest: Vec<&str> = rest.iter().copied().filter(|a| *a != "--quick").collect();
             let aws = aws_cli()?;
-            run_checked(
-                cargo()
-                    .args(["bench", "--quiet", "-p", "ferry-server", "--bench", "e2e"])
-                    .args(rest)
-                    .env("FERRY_BENCH_AWS", aws),
-            )
+            // The LocalStack already running (FERRY_TEST_LOCALSTACK), else one of our own.
+            let (endpoint, own) = match std::env::var(ci::LOCALSTACK_ENV) {
+                Ok(endpoint) => (endpoint, None),
+                Err(_) => {
+                    let started = localstack::start(None)?;
+                    (started.endpoint.clone(), Some(started))
+                }
+            };
+            let mut bench = cargo();
+            bench
+                .args(["bench", "--quiet", "-p", "ferry-server", "--bench", "e2e"])
+                .args(rest)
+                .env(ci::LOCALSTACK_ENV, &endpoint)
+                .env("FERRY_BENCH_AWS", aws);
+            if quick {
+                bench.env("FERRY_BENCH_QUICK", "1");
+            }
+            let result = run_checked(&mut bench);
+            drop(own);
+            result
         }
         other => bail!("unknown benchmark `{other}` (try: core, s3, e2e)"),
     }
 }
 
-/// The aws-cli to compare with: the one on PATH, or one installed into the LocalStack venv.
+/// The aws-cli to compare with: the one on PATH, or a pinned one installed into a venv of its own
+/// under `.localstack/` (git-ignored).
 fn aws_cli() -> Result<String> {
     if Command::new("aws").arg("--version").output().is_ok_and(|o| o.status.success()) {
         return Ok("aws".into());
     }
-    let python = localstack::install()?;
-    run_checked(Command::new(&python).args(["-m", "pip", "install", "--quiet", "awscli"]))?;
-    Ok(python.with_file_name("aws").to_string_lossy().into_owned())
+    let venv = crate::project_root().join(".localstack/awscli");
+    let aws = venv.join("bin/aws");
+    if !aws.exists() {
+        let python = localstack::install()?;
+        run_checked(Command::new(&python).args(["-m", "venv"]).arg(&venv))?;
+        run_checked(Command::new(venv.join("bin/python")).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            AWS_CLI,
+        ]))?;
+    }
+    Ok(aws.to_string_lossy().into_owned())
 }
+
+/// The aws-cli the figures in docs/performance.md were measured with (v1, as in the issue).
+const AWS_CLI: &str = "awscli==1.45.11";
