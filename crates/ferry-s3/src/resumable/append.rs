@@ -89,6 +89,7 @@ impl ResumableStore {
             return Err(ResumableError::OffsetMismatch { committed, requested: offset });
         }
         let result = self.append_committed(held, body, check).await;
+        held.filling = None;
         if result.is_err() {
             held.revert();
         }
@@ -220,10 +221,14 @@ impl ResumableStore {
         while tasks.running.len() >= inner.config.max_in_flight.max(1) {
             tasks.join_one().await?;
         }
-        let share = match &inner.budget {
-            Some(budget) => budget.acquire(part.len()).await,
-            None => None,
+        // The part takes the share it filled under; the next part's share is waited for before
+        // reading on (the back-pressure of a shared budget).
+        let share = match (held.filling.take(), &inner.budget) {
+            (Some(share), _) => Some(share),
+            (None, Some(budget)) => budget.acquire(part.len()).await,
+            (None, None) => None,
         };
+        let part_size = held.state.part_size;
         let held_bytes = inner.memory.hold(part.len()).with_share(share);
         tasks.running.spawn(parts::upload_part(
             Arc::clone(inner),
@@ -232,6 +237,9 @@ impl ResumableStore {
             part,
             held_bytes,
         ));
+        if let Some(budget) = &inner.budget {
+            held.filling = budget.acquire(part_size).await;
+        }
         Ok(())
     }
 

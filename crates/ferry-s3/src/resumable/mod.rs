@@ -114,6 +114,8 @@ pub struct Held {
     holder: String,
     lease: Duration,
     renewed: std::time::Instant,
+    /// The memory-budget share of the part being filled (see [`Held::reserve`]).
+    filling: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -233,7 +235,8 @@ impl ResumableStore {
         })?;
         let renewed = std::time::Instant::now();
         let saved = state.clone();
-        Ok(Held { id: id.to_owned(), state, saved, etag, holder: holder.to_owned(), lease, renewed })
+        let holder = holder.to_owned();
+        Ok(Held { id: id.to_owned(), state, saved, etag, holder, lease, renewed, filling: None })
     }
 
     /// Writes `held.state` (the holder's changes), keeping the lease.
@@ -441,6 +444,13 @@ impl ResumableStore {
 impl Held {
     fn lease_until(&self) -> u64 {
         unix_ms(SystemTime::now()) + self.lease.as_millis() as u64
+    }
+
+    /// Hands over the first part's share of the uploader's [`PartBudget`](crate::PartBudget), taken
+    /// by the caller when it admitted the request: the next append fills its first part under it,
+    /// then waits for each next part's share before reading on (as [`Uploader::upload`] does).
+    pub fn reserve(&mut self, share: tokio::sync::OwnedSemaphorePermit) {
+        self.filling = Some(share);
     }
 
     /// Forgets the changes made since the last write (a failed request's).

@@ -105,9 +105,7 @@ pub(crate) async fn append(
     let (state, id) = (state.clone(), id.to_owned());
     let task = state.completions.clone().spawn(async move {
         let request = Patch { offset, new_length, sends, checksum };
-        let result = Box::pin(locked_append(&state, &id, request, body, &caller)).await;
-        drop(permit);
-        result
+        Box::pin(locked_append(&state, &id, request, body, &caller, permit)).await
     });
     task.await.map_err(|error| {
         tracing::error!(%error, "a tus PATCH task failed");
@@ -131,11 +129,14 @@ async fn locked_append(
     request: Patch,
     body: Body,
     caller: &Caller,
+    share: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<u64, AppError> {
     let Patch { offset, new_length, sends, checksum } = request;
     let store = super::store(state);
     let holder = uuid::Uuid::new_v4().to_string();
     let mut held = store.acquire(id, &holder, super::lease(state)).await.map_err(from_resumable)?;
+    // The first part fills under the share taken at admission (the budget is charged per part).
+    held.reserve(share);
     let result = Box::pin(async {
         if held.state.phase != Phase::Open {
             // Finished already (or a completion was cut short): settle it, take no more bytes.
