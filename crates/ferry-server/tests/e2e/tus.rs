@@ -501,3 +501,74 @@ async fn leases_races_termination_and_expiry() {
     assert_eq!(h.pending_uploads().await, 0, "no multipart upload left");
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn a_process_killed_while_delivering_is_never_followed_by_a_second_delivery() {
+    let options = Options { toml: vec!["[tus]".into(), "lease_secs = 2".into()], ..Options::default() };
+    let h = Harness::start("tus-crash", options).await;
+    let mut replica = h.start_replica("b", &[]).await;
+    let tus = Tus::new();
+    let guest = vec![
+        ("Authorization", format!("Bearer {}", h.token)),
+        ("X-Genesys-Deployment-Id", DEPLOYMENT.to_owned()),
+    ];
+    let data = bytes(b"%PDF-1.7\n", 200 * 1024, 21);
+    let mut headers = guest.clone();
+    headers.extend([("Upload-Length", data.len().to_string()), metadata("doc.pdf", "application/pdf")]);
+    let (created, path) = tus.create(&h.ferry, &headers, Vec::new()).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = path.rsplit('/').next().unwrap().split('.').next().unwrap().to_owned();
+
+    // Genesys never confirms the attachment: the replica's delivery waits; it is killed then.
+    h.emulator
+        .state()
+        .set_faults(ferry_sandbox::genesys::Faults { swallow_upload_events: 5, ..Default::default() });
+    let patching = {
+        let (url, headers, body) = (replica.url(&path), guest.clone(), data.clone());
+        tokio::spawn(async move {
+            let mut request = reqwest::Client::new()
+                .patch(url)
+                .header("Tus-Resumable", "1.0.0")
+                .header("Content-Type", "application/offset+octet-stream")
+                .header("Upload-Offset", "0");
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request.body(body).send().await
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = h.s3.get_object().bucket(&h.bucket).key(format!("ferry/.tus/{id}/state")).send().await;
+        let text = match state {
+            Ok(out) => String::from_utf8(out.body.collect().await.unwrap().into_bytes().to_vec()).unwrap(),
+            Err(_) => String::new(),
+        };
+        if text.contains(r#""state":"started""#) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the delivery never started: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    replica.kill();
+    let _ = patching.await;
+    h.emulator.state().set_faults(ferry_sandbox::genesys::Faults::default());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // The next request finishes the upload without delivering again: it cannot know whether the
+    // first delivery arrived, so it says so.
+    let reference: Value =
+        tus.send(Method::GET, &h.ferry, &path, &guest, Vec::new()).await.json().await.unwrap();
+    assert_eq!(reference["delivery"]["mode"], "none", "{reference}");
+    assert_eq!(reference["delivery"]["error"], "delivery_unconfirmed", "{reference}");
+    assert!(reference.get("storage").is_none(), "guests are not told the bucket");
+    let key =
+        ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX).unwrap();
+    let conversation = h.conversation();
+    assert_eq!(conversation["messages"], serde_json::json!([]), "no message was sent: {conversation}");
+    let stored: Vec<String> = files(&h).await;
+    assert_eq!(stored, vec![key], "one stored file");
+    assert!(h.object(&stored[0]).await == data, "stored bytes differ");
+    h.finish().await;
+}
