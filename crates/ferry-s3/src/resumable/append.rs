@@ -179,14 +179,17 @@ impl ResumableStore {
         let mut body = std::pin::pin!(body);
         while let Some(frame) = body.next().await {
             let frame = frame.map_err(|e| ResumableError::Body(e.into()))?;
+            // Before any part goes up: a request that stalled past its lease finds out here (the
+            // renewal is refused) and sends nothing under a part number another request now owns.
+            self.renew_if_due(held).await?;
             let parts = chunker.push(frame).map_err(|e| too_long(e, plan.max_len + base))?;
             for mut part in parts {
                 part.number += first_number;
                 carry = hash(carry, &part).await?;
                 self.send_part(held, &inner, part, tasks).await?;
             }
-            self.renew_if_due(held).await?;
         }
+        self.renew_if_due(held).await?;
         if let Some(check) = check {
             check().map_err(ResumableError::Rejected)?;
         }

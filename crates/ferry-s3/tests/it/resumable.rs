@@ -137,6 +137,9 @@ async fn leases_lock_out_others_and_a_refused_check_keeps_nothing() {
     // "b" stops renewing: its 300 ms lease expires and "c" takes over; "b" has lost the upload.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let mut taken = store.acquire("u2", "c", LEASE).await.unwrap();
+    // "b" wakes up: its next frame finds the lease gone before any part goes up.
+    let stale = store.append(&mut held, PART + 5, frames(&data[PART as usize + 5..]), None).await;
+    assert!(matches!(stale, Err(ResumableError::Moved)), "{stale:?}");
     assert!(matches!(store.save(&mut held).await, Err(ResumableError::Moved)));
     let done = store.append(&mut taken, PART + 5, frames(&data[PART as usize + 5..]), None).await.unwrap();
     assert_eq!(done.stored.expect("stored").summary.md5, Md5::of(&data));
