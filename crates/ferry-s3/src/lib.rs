@@ -311,6 +311,15 @@ impl Uploader {
         objects::delete(&self.inner, key).await
     }
 
+    /// Copies the object at `from` to `to` in the bucket (one CopyObject, so at most 5 GiB), its
+    /// metadata with it: for keeping a refused file apart (a quarantine).
+    ///
+    /// # Errors
+    /// When S3 refuses once retries are spent.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), Error> {
+        objects::copy(&self.inner, from, to).await
+    }
+
     /// Whether the bucket answers (one HeadBucket, no retries), for readiness probes.
     ///
     /// # Errors

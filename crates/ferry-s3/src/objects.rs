@@ -59,6 +59,24 @@ pub(crate) async fn delete(inner: &Inner, key: &str) -> Result<(), Error> {
     .map(drop)
 }
 
+/// Copies `from` to `to` in the bucket (one CopyObject: up to 5 GiB), metadata included.
+pub(crate) async fn copy(inner: &Inner, from: &str, to: &str) -> Result<(), Error> {
+    let source = format!("{}/{from}", inner.bucket);
+    with_retries(&inner.config.retry, "CopyObject", &inner.bucket, |_| async {
+        inner
+            .client
+            .copy_object()
+            .bucket(&inner.bucket)
+            .key(to)
+            .copy_source(&source)
+            .send()
+            .await
+            .map_err(AttemptError::from)
+    })
+    .await
+    .map(drop)
+}
+
 /// Whether the bucket answers (HeadBucket), without retries: for readiness probes.
 pub(crate) async fn check_bucket(inner: &Inner) -> Result<(), Error> {
     with_retries(&ferry_core::retry::RetryPolicy::never(), "HeadBucket", &inner.bucket, |_| async {

@@ -65,6 +65,9 @@ pub struct ScanSettings {
     pub unavailable: Fallback,
     /// How often clamd's `VERSION` is asked (the signature database's age), seconds (default 300).
     pub version_interval_secs: u64,
+    /// Where an infected file is kept for the security team: `<quarantine_prefix><its key>` in the
+    /// bucket (never linked, never delivered). Empty (the default): it is not kept at all.
+    pub quarantine_prefix: String,
 }
 
 impl Default for ScanSettings {
@@ -77,6 +80,7 @@ impl Default for ScanSettings {
             too_large: Fallback::Refuse,
             unavailable: Fallback::Refuse,
             version_interval_secs: 300,
+            quarantine_prefix: String::new(),
         }
     }
 }
@@ -156,9 +160,14 @@ impl Scanner {
                     metrics::counter!("ferry_malware_detected_total", "deployment" => deployment)
                         .increment(1);
                 });
+                let kept = if self.settings.quarantine_prefix.is_empty() {
+                    "nothing was kept"
+                } else {
+                    "it is kept in quarantine and not delivered"
+                };
                 Err(AppError::new(
                     ErrorCode::MalwareDetected,
-                    format!("malware detected: {signature}; nothing was kept"),
+                    format!("malware detected: {signature}; {kept}"),
                 ))
             }
             Ok(Answer::TooLarge(why)) => {
@@ -233,12 +242,44 @@ fn scanner_for(state: &AppState, deployment: &str) -> Option<Arc<Scanner>> {
 pub(crate) struct Scan {
     pub(crate) tap: Option<Tap>,
     report: Arc<OnceLock<ScanReport>>,
+    /// With a quarantine: the refusal of an infected file, which the tap let complete so that it
+    /// can be kept apart.
+    infected: Arc<Mutex<Option<AppError>>>,
+    scanner: Arc<Scanner>,
 }
 
 impl Scan {
-    /// The report (after a stored upload).
-    pub(crate) fn report(&self) -> Option<ScanReport> {
-        self.report.get().cloned()
+    /// After the upload stored `stored`: the report, or (an infected file kept for quarantine)
+    /// the refusal, once the object is moved under the quarantine prefix.
+    pub(crate) async fn finish(
+        self,
+        state: &AppState,
+        stored: &ferry_s3::Stored,
+    ) -> Result<Option<ScanReport>, AppError> {
+        let infected = self.infected.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(refused) = infected {
+            quarantine(state, &self.scanner, &stored.object.key).await;
+            return Err(refused);
+        }
+        Ok(self.report.get().cloned())
+    }
+}
+
+/// Moves an infected object out of reach: copied under the quarantine prefix (when one is set),
+/// then deleted where it was. Failures are logged; the delete is tried whatever the copy did.
+async fn quarantine(state: &AppState, scanner: &Scanner, key: &str) {
+    let prefix = &scanner.settings.quarantine_prefix;
+    if !prefix.is_empty() {
+        let to = format!("{prefix}{key}");
+        match state.uploader.copy(key, &to).await {
+            Ok(()) => {
+                tracing::warn!(event = "malware_quarantined", key = %to, "the infected file is kept in quarantine")
+            }
+            Err(error) => tracing::error!(%error, "the infected file could not be copied to the quarantine"),
+        }
+    }
+    if let Err(error) = state.uploader.delete(key).await {
+        tracing::error!(%error, "a refused object could not be deleted");
     }
 }
 
@@ -258,20 +299,30 @@ pub(crate) fn start(
     if declared.is_some_and(|len| len > scanner.settings.max_bytes) {
         let answer = Ok(Answer::TooLarge(format!("declared {} bytes", declared.unwrap_or_default())));
         let _ = report.set(scanner.judge(state, deployment, declared.unwrap_or_default(), answer)?);
-        return Ok(Some(Scan { tap: None, report }));
+        return Ok(Some(Scan { tap: None, report, infected: Arc::default(), scanner }));
     }
-    let (state, deployment, slot) = (state.clone(), deployment.to_owned(), Arc::clone(&report));
+    let infected = Arc::new(Mutex::new(None));
+    let (slot, infected_slot) = (Arc::clone(&report), Arc::clone(&infected));
+    let (state, deployment, reader) = (state.clone(), deployment.to_owned(), Arc::clone(&scanner));
     let tap = Tap::spawn(QUEUE, move |rx: mpsc::Receiver<Bytes>| async move {
-        let (bytes, answer) = scan_frames(&scanner, tokio_stream_of(rx)).await;
-        match scanner.judge(&state, &deployment, bytes, answer) {
+        let (bytes, answer) = scan_frames(&reader, tokio_stream_of(rx)).await;
+        match reader.judge(&state, &deployment, bytes, answer) {
             Ok(report) => {
                 let _ = slot.set(report);
+                Ok(())
+            }
+            // Kept for the quarantine: the upload completes, then `Scan::finish` moves it away.
+            Err(refused)
+                if refused.code() == ErrorCode::MalwareDetected
+                    && !reader.settings.quarantine_prefix.is_empty() =>
+            {
+                *infected_slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(refused);
                 Ok(())
             }
             Err(refused) => Err(Box::new(refused) as BoxError),
         }
     });
-    Ok(Some(Scan { tap: Some(tap), report }))
+    Ok(Some(Scan { tap: Some(tap), report, infected, scanner }))
 }
 
 fn tokio_stream_of(
@@ -328,12 +379,17 @@ pub async fn scan_object(
         let (bytes, answer) = scan_frames(&scanner, body).await;
         scanner.judge(state, deployment, bytes, answer)
     };
-    if verdict.is_err()
-        && let Err(error) = state.uploader.delete(key).await
-    {
-        tracing::error!(%error, "a refused object could not be deleted");
+    match verdict {
+        Ok(report) => Ok(Some(report)),
+        Err(refused) => {
+            if refused.code() == ErrorCode::MalwareDetected {
+                quarantine(state, &scanner, key).await;
+            } else if let Err(error) = state.uploader.delete(key).await {
+                tracing::error!(%error, "a refused object could not be deleted");
+            }
+            Err(refused)
+        }
     }
-    verdict.map(Some)
 }
 
 /// Asks clamd's `VERSION` now and every `version_interval_secs` (the database age metric and
@@ -381,84 +437,4 @@ pub fn dev_clamd(variable: Option<String>) -> (Option<String>, String) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ferry_testkit::clamd::{Clamd, EICAR, EICAR_SIGNATURE, PATTERN, PATTERN_SIGNATURE};
-
-    fn scanner(address: &str, change: impl FnOnce(&mut ScanSettings)) -> Arc<Scanner> {
-        let mut settings = ScanSettings { address: address.into(), ..ScanSettings::default() };
-        change(&mut settings);
-        Scanner::from_config(&settings).expect("valid").expect("a scanner")
-    }
-
-    /// `data` as a stream of `frame`-byte frames.
-    fn frames(data: Vec<u8>, frame: usize) -> impl futures::Stream<Item = Result<Bytes, BoxError>> + Send {
-        let data = Bytes::from(data);
-        let cuts: Vec<Bytes> =
-            (0..data.len()).step_by(frame).map(|at| data.slice(at..(at + frame).min(data.len()))).collect();
-        futures::stream::iter(cuts.into_iter().map(Ok))
-    }
-
-    #[test]
-    fn dev_uses_the_variable_first() {
-        let (address, line) = dev_clamd(Some("127.0.0.1:3310".into()));
-        assert_eq!(address.as_deref(), Some("127.0.0.1:3310"));
-        assert!(line.contains("127.0.0.1:3310"), "{line}");
-        let (address, line) = dev_clamd(None);
-        assert_eq!(address.is_some(), std::path::Path::new(DEBIAN_CLAMD_SOCKET).exists(), "{line}");
-    }
-
-    #[test]
-    fn settings_are_checked() {
-        assert!(Scanner::from_config(&ScanSettings::default()).expect("valid").is_none(), "no address: off");
-        let bad = ScanSettings { address: "clamd".into(), ..ScanSettings::default() };
-        assert!(Scanner::from_config(&bad).unwrap_err().to_string().contains("scan.address"));
-        let zero =
-            ScanSettings { address: "127.0.0.1:3310".into(), timeout_secs: 0, ..ScanSettings::default() };
-        assert!(Scanner::from_config(&zero).unwrap_err().to_string().contains("scan.timeout_secs"));
-        let policy: ScanSettings =
-            toml::from_str("address = \"/run/clamav/clamd.ctl\"\ntoo_large = \"unscanned\"").expect("parses");
-        assert_eq!((policy.too_large, policy.unavailable), (Fallback::Unscanned, Fallback::Refuse));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs clamd"]
-    async fn clamd_says_clean_found_or_too_large_and_a_stopped_one_fails() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut clamd = Clamd::start(dir.path()).await;
-        let tcp = scanner(&clamd.tcp_address(), |_| {});
-        let (n, answer) = scan_frames(&tcp, frames(EICAR.to_vec(), 10)).await;
-        assert_eq!((n, answer), (68, Ok(Answer::Found(EICAR_SIGNATURE.into()))));
-        let mut body = ferry_testkit::data::pseudo_random(b"", 3 << 20, 1);
-        body[(2 << 20) + 5..(2 << 20) + 5 + PATTERN.len()].copy_from_slice(PATTERN);
-        let (_, answer) = scan_frames(&tcp, frames(body.clone(), 64 * 1024)).await;
-        assert_eq!(answer, Ok(Answer::Found(PATTERN_SIGNATURE.into())));
-        let unix = scanner(&format!("unix:{}", clamd.socket_path().display()), |_| {});
-        let (_, answer) = scan_frames(&unix, frames(vec![7; 100_000], 4096)).await;
-        assert_eq!(answer, Ok(Answer::Clean));
-        // Past ferry's own limit: not sent on, reported as too large.
-        let small = scanner(&clamd.tcp_address(), |s| s.max_bytes = 1 << 20);
-        let (_, answer) = scan_frames(&small, frames(body, 64 * 1024)).await;
-        assert!(matches!(answer, Ok(Answer::TooLarge(_))), "{answer:?}");
-        clamd.stop();
-        let (_, answer) = scan_frames(&tcp, frames(vec![1; 1000], 100)).await;
-        assert!(answer.is_err(), "{answer:?}");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_clamd_that_stops_reading_times_out() {
-        // Accepts, never reads: once the socket buffers are full, clamd "holds things up".
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address").to_string();
-        let _held = tokio::spawn(async move {
-            let (socket, _) = listener.accept().await.expect("accept");
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            drop(socket);
-        });
-        let silent = scanner(&address, |s| s.timeout_secs = 1);
-        let started = std::time::Instant::now();
-        let (_, answer) = scan_frames(&silent, frames(vec![0; 64 << 20], 1 << 20)).await;
-        assert!(answer.is_err_and(|e| e.contains("in time")), "timed out");
-        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
-    }
-}
+mod tests;

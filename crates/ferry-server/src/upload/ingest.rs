@@ -286,7 +286,11 @@ where
     let mut scan = crate::scan::start(state, target.deployment, target.len)?;
     let tap = scan.as_mut().and_then(|scan| scan.tap.take());
     let stored = state.uploader.upload_tapped(write, body, Some(gate), tap).await?;
-    Ok((stored, scan.and_then(|scan| scan.report())))
+    let report = match scan {
+        Some(scan) => scan.finish(state, &stored).await?,
+        None => None,
+    };
+    Ok((stored, report))
 }
 
 /// Whether this upload pays for the whole file's SHA-256: the client declared one

@@ -333,3 +333,27 @@ async fn a_resumable_upload_is_scanned_once_at_completion() {
     assert_eq!(h.conversation()["messages"].as_array().expect("messages").len(), 1, "no message for it");
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs clamd and LocalStack"]
+async fn with_a_quarantine_prefix_an_infected_file_is_kept_there_and_nowhere_else() {
+    let clamd_dir = tempfile::tempdir().expect("temp dir");
+    let clamd = Clamd::start(clamd_dir.path()).await;
+    let h =
+        scanned("scan-quarantine", &clamd.tcp_address(), &["quarantine_prefix = \"quarantine/\""], &[]).await;
+    // 12 MiB with the pattern in its third part: a multipart upload, completed then moved away.
+    let mut data = bytes(b"", 12 * MIB, 24);
+    data[11 * MIB..11 * MIB + PATTERN.len()].copy_from_slice(PATTERN);
+    let reply = upload(&h, &h.file("photos.bin", &data)).await;
+    reply.assert_error(422, "malware_detected");
+    let message = reply.json()["error"]["message"].as_str().expect("message").to_owned();
+    assert!(message.contains(PATTERN_SIGNATURE) && message.contains("quarantine"), "{message}");
+    let keys = h.keys().await;
+    assert_eq!(keys.len(), 1, "only the quarantined copy: {keys:?}");
+    assert!(keys[0].starts_with(&format!("quarantine/ferry/{DEPLOYMENT}/")), "{keys:?}");
+    assert!(h.object(&keys[0]).await == data, "the quarantined bytes are the file's");
+    assert_eq!(h.pending_uploads().await, 0);
+    assert_eq!(h.conversation()["messages"], serde_json::json!([]), "nothing delivered");
+    assert!(h.ferry.log().contains("malware_quarantined"), "the move is logged");
+    h.finish().await;
+}
