@@ -193,3 +193,56 @@ fn metadata(headers: &HeaderMap) -> Result<(Declared, Option<String>), AppError>
     declared.caption = caption;
     Ok((declared, raw))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn lengths_are_declared_or_deferred_never_both() {
+        assert_eq!(upload_length(&headers(&[("upload-length", "42")])).unwrap(), Some(42));
+        assert_eq!(upload_length(&headers(&[("upload-defer-length", "1")])).unwrap(), None);
+        for bad in [
+            headers(&[]),
+            headers(&[("upload-length", "-1")]),
+            headers(&[("upload-defer-length", "0")]),
+            headers(&[("upload-length", "1"), ("upload-defer-length", "1")]),
+        ] {
+            assert_eq!(upload_length(&bad).unwrap_err().code(), ErrorCode::InvalidTusHeader);
+        }
+    }
+
+    #[test]
+    fn metadata_names_the_file_its_type_and_caption() {
+        let b64 = |t: &str| B64.encode(t);
+        let raw = format!(
+            "filename {},filetype {},caption {},other",
+            b64("a/b.pdf"),
+            b64("application/pdf"),
+            b64("hi")
+        );
+        let (declared, echoed) = metadata(&headers(&[("upload-metadata", &raw)])).unwrap();
+        assert_eq!(declared.name, "b.pdf", "path parts are dropped");
+        assert_eq!(declared.content_type, "application/pdf");
+        assert_eq!(declared.caption.as_deref(), Some("hi"));
+        assert_eq!(echoed.as_deref(), Some(raw.as_str()));
+        // Uppy's keys; nothing at all.
+        let raw = format!("name {},type {}", b64("x.png"), b64("image/png"));
+        let (declared, _) = metadata(&headers(&[("upload-metadata", &raw)])).unwrap();
+        assert_eq!((declared.name.as_str(), declared.content_type.as_str()), ("x.png", "image/png"));
+        let (declared, echoed) = metadata(&headers(&[])).unwrap();
+        assert_eq!((declared.content_type.as_str(), echoed), ("application/octet-stream", None));
+        let bad = metadata(&headers(&[("upload-metadata", "filename not-base64!")])).unwrap_err();
+        assert_eq!(bad.code(), ErrorCode::InvalidTusHeader);
+        let control = metadata(&headers(&[("upload-metadata", &format!("caption {}", b64("a\u{7}b")))]));
+        assert_eq!(control.unwrap_err().code(), ErrorCode::InvalidCaption);
+    }
+}

@@ -354,3 +354,41 @@ impl Hasher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checksum_of(value: &str) -> Result<Option<RequestChecksum>, AppError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("upload-checksum", HeaderValue::from_str(value).unwrap());
+        RequestChecksum::from_headers(&headers)
+    }
+
+    #[test]
+    fn each_algorithm_hashes_the_request_as_tus_clients_do() {
+        let data = b"The quick brown fox jumps over the lazy dog";
+        // Known digests of `data` (md5, sha1, sha256, and CRC-32 0x414FA339).
+        for (name, hex_digest) in [
+            ("md5", "9e107d9d372bb6826bd81d3542a419d6"),
+            ("sha1", "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"),
+            ("sha256", "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"),
+            ("crc32", "414fa339"),
+        ] {
+            let header = format!("{name} {}", B64.encode(hex::decode(hex_digest).unwrap()));
+            let checksum = checksum_of(&header).unwrap().expect("a checksum");
+            let mut hasher = checksum.hasher();
+            hasher.update(&data[..10]);
+            hasher.update(&data[10..]);
+            assert_eq!(hasher.finish(), checksum.value, "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_algorithms_and_malformed_values_are_refused() {
+        for bad in ["sha512 AAAA", "md5", "md5 not base64!", "crc32c AAAAAA=="] {
+            assert_eq!(checksum_of(bad).unwrap_err().code(), ErrorCode::InvalidTusHeader, "{bad}");
+        }
+        assert!(RequestChecksum::from_headers(&HeaderMap::new()).unwrap().is_none());
+    }
+}
