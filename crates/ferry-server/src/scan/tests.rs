@@ -79,3 +79,59 @@ async fn a_clamd_that_stops_reading_times_out() {
     assert!(answer.is_err_and(|e| e.contains("in time")), "timed out");
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
 }
+
+/// A stand-in clamd that answers every connection with `answer`.
+async fn answering(answer: &'static [u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut command = [0u8; 64];
+            let _ = socket.read(&mut command).await;
+            let _ = socket.write_all(answer).await;
+        }
+    });
+    address
+}
+
+async fn state_with(address: &str) -> AppState {
+    let s3 = ferry_s3::S3Config {
+        endpoint: Some("http://127.0.0.1:9".into()),
+        force_path_style: true,
+        ..ferry_s3::S3Config::default()
+    };
+    let mut config = crate::config::Config::default();
+    config.s3.bucket = "b".into();
+    config.link_secret = "0123456789abcdef0123456789abcdef".into();
+    config.scan.address = address.into();
+    AppState::with_s3_client(config, ferry_s3::build_client(&s3).await).expect("state")
+}
+
+#[tokio::test]
+async fn versions_set_the_database_age_and_the_reports_database() {
+    let address = answering(b"ClamAV 1.4.6/27467/Sun Nov 29 08:31:12 2026\0").await;
+    let state = state_with(&address).await;
+    let scanner = state.scanner.clone().expect("a scanner");
+    scanner.refresh_version(&state).await;
+    let text = state.metrics.render(0, 0, 0, 1, 0);
+    let age = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ferry_scan_database_age_seconds "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .expect("the age gauge");
+    let dated = 20_786 * 86_400 + 8 * 3600 + 31 * 60 + 12;
+    let expected = i64::try_from(state.now_unix()).expect("now") - dated;
+    #[allow(clippy::cast_precision_loss, reason = "a test of a gauge")]
+    let expected = expected.max(0) as f64;
+    assert!((age - expected).abs() <= 5.0, "age {age}, expected about {expected}");
+    assert!(text.contains("ferry_scanner_up 1"), "{text}");
+    let report = scanner.report("clean", None);
+    assert_eq!(report.database.as_deref(), Some("27467/Sun Nov 29 08:31:12 2026"));
+
+    // A clamd that is gone: the scanner is down.
+    let gone = state_with("127.0.0.1:9").await;
+    let scanner = gone.scanner.clone().expect("a scanner");
+    scanner.refresh_version(&gone).await;
+    assert!(gone.metrics.render(0, 0, 0, 1, 0).contains("ferry_scanner_up 0"));
+}
