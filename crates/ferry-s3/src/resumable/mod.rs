@@ -453,6 +453,12 @@ impl Held {
         self.filling = Some(share);
     }
 
+    /// The lease the next writes take (a request about to do something long, such as delivering,
+    /// takes a longer one rather than leaving it to expire while it works).
+    pub fn set_lease(&mut self, lease: Duration) {
+        self.lease = lease;
+    }
+
     /// Forgets the changes made since the last write (a failed request's).
     pub fn revert(&mut self) {
         self.state = self.saved.clone();

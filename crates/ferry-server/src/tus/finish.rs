@@ -97,6 +97,8 @@ pub(crate) async fn settle(
             };
             app.delivery = Delivery::Started;
             held.state.app = app.to_value();
+            let tus = &state.config.tus;
+            held.set_lease(std::time::Duration::from_secs(tus.delivery_lease_secs.max(tus.lease_secs)));
             store.save(held).await.map_err(from_resumable)?;
             let destination = auth::destination(state, caller)?;
             deliver::deliver(state, &destination, caller, &declared, &stored).await

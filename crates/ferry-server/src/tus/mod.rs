@@ -53,11 +53,15 @@ pub struct TusSettings {
     /// How long an unfinished upload is kept after its creation, in seconds (`Upload-Expires`);
     /// then the reaper aborts it and removes its parts, tail and state.
     pub expiry_secs: u64,
+    /// How long a request that delivers a finished upload holds it, in seconds (a delivery is not
+    /// renewed while it waits for Genesys). A process that dies while delivering leaves the upload
+    /// to the next request after this; that request does not deliver again.
+    pub delivery_lease_secs: u64,
 }
 
 impl Default for TusSettings {
     fn default() -> Self {
-        Self { enabled: true, lease_secs: 15, expiry_secs: 24 * 3600 }
+        Self { enabled: true, lease_secs: 15, expiry_secs: 24 * 3600, delivery_lease_secs: 300 }
     }
 }
 

@@ -505,7 +505,10 @@ async fn leases_races_termination_and_expiry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs LocalStack"]
 async fn a_process_killed_while_delivering_is_never_followed_by_a_second_delivery() {
-    let options = Options { toml: vec!["[tus]".into(), "lease_secs = 2".into()], ..Options::default() };
+    let options = Options {
+        toml: vec!["[tus]".into(), "lease_secs = 2".into(), "delivery_lease_secs = 2".into()],
+        ..Options::default()
+    };
     let h = Harness::start("tus-crash", options).await;
     let mut replica = h.start_replica("b", &[]).await;
     let tus = Tus::new();
