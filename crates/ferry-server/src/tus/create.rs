@@ -92,7 +92,11 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, AppError
         conversation_id,
         delivery: Delivery::Pending,
     };
-    let sha256 = matches!(caller, Caller::Guest { .. }) || state.config.data_path.always_sha256;
+    // As for `POST /v1/uploads`: a guest's message carries `ferrySha256`, Open Messaging sends `sha256`.
+    let open_messaging = destination.platform.is_some()
+        && destination.settings.delivery == crate::config::DeliveryPreference::OpenMessaging;
+    let sha256 =
+        matches!(caller, Caller::Guest { .. }) || open_messaging || state.config.data_path.always_sha256;
     let resumable = ResumableState {
         key,
         content_type: Some(declared.content_type.clone()),
