@@ -119,8 +119,11 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, AppError
     tracing::info!(upload = %uuid, deployment = %destination.id, "tus upload created");
 
     let mut response = StatusCode::CREATED.into_response();
-    // creation-with-upload: the body is the first bytes.
-    if is_offset_stream(headers) && headers.get(header::CONTENT_LENGTH).is_some_and(|v| v != "0") {
+    // creation-with-upload: the body is the first bytes. An empty file is complete at once.
+    let with_upload =
+        is_offset_stream(headers) && headers.get(header::CONTENT_LENGTH).is_some_and(|v| v != "0");
+    if with_upload || length == Some(0) {
+        let body = if with_upload { body } else { axum::body::Body::empty() };
         let offset = match super::patch::append(state, &uuid, 0, headers, body, caller).await {
             Ok(offset) => offset,
             Err(error) => {

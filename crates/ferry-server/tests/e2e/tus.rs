@@ -286,6 +286,19 @@ async fn checksums_creation_with_upload_and_a_deferred_length() {
         ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX).unwrap();
     assert!(h.object(&key).await == data, "stored bytes differ");
     assert_eq!(h.pending_uploads().await, 0);
+
+    // An empty file is complete as soon as it is created.
+    let auth = ("Authorization", format!("Ferry-Ticket {}", ticket(&[])));
+    let headers = [auth, ("Upload-Length", "0".into()), metadata("empty.txt", "text/plain")];
+    let (created, empty) = tus.create(&h.ferry, &headers, Vec::new()).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(tus.offset(&h.ferry, &empty, &[]).await, 0);
+    let reference: Value =
+        tus.send(Method::GET, &h.ferry, &empty, &[], Vec::new()).await.json().await.unwrap();
+    assert_eq!(reference["size"], 0, "{reference}");
+    let key =
+        ferry_testkit::reference::stored_key(&reference, ferry_testkit::reference::DEFAULT_PREFIX).unwrap();
+    assert!(h.object(&key).await.is_empty());
     h.finish().await;
 }
 
