@@ -58,9 +58,11 @@ impl Tus {
     /// `POST /v1/tus/`; returns the answer and the upload URL's path.
     async fn create(&self, ferry: &Ferry, headers: &[(&str, String)], body: Vec<u8>) -> (Response, String) {
         let response = self.send(Method::POST, ferry, "/v1/tus/", headers, body).await;
+        // `Location` is under the public URL; the tests reach the process itself.
         let path = header(&response, "location").map_or_else(String::new, |l| {
-            assert!(l.starts_with("http://ferry.e2e.test/v1/tus/"), "{l}");
-            l.trim_start_matches("http://ferry.e2e.test").to_owned()
+            let at = l.find("/v1/tus/").unwrap_or_else(|| panic!("an upload URL: {l}"));
+            assert!(l.starts_with("http://"), "{l}");
+            l[at..].to_owned()
         });
         (response, path)
     }
@@ -586,5 +588,53 @@ async fn a_process_killed_while_delivering_is_never_followed_by_a_second_deliver
     let stored: Vec<String> = files(&h).await;
     assert_eq!(stored, vec![key], "one stored file");
     assert!(h.object(&stored[0]).await == data, "stored bytes differ");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn an_open_messaging_ticket_upload_is_sent_once_with_its_digest() {
+    use ferry_sandbox::platform::{PlatformConfig, PlatformEmulator};
+    let platform = PlatformEmulator::start(PlatformConfig::with_client("om", "om-secret"))
+        .await
+        .expect("platform emulator");
+    let toml = vec![format!(
+        "[deployments.om]\ndelivery = \"open-messaging\"\n[deployments.om.open_messaging]\nintegration_id = \"int-1\"\nclient_id = \"om\"\nclient_secret = \"om-secret\"\napi_url = \"{}\"\nlogin_url = \"{}\"\n",
+        platform.api_url(),
+        platform.login_url()
+    )];
+    // Genesys fetches the file through the download link, so the link must name where ferry listens.
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let env = vec![
+        ("FERRY_LISTEN", format!("127.0.0.1:{port}")),
+        ("FERRY_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+    ];
+    let h = Harness::start("tus-om", Options { toml, env, ..Options::default() }).await;
+    let tus = Tus::new();
+    let data = bytes(b"", 300_000, 23);
+    let ticket = crate::harness::open_messaging_ticket("om", "customer-1");
+    let headers = [
+        ("Authorization", format!("Ferry-Ticket {ticket}")),
+        ("Upload-Length", data.len().to_string()),
+        metadata("om.bin", "application/octet-stream"),
+    ];
+    let (created, path) = tus.create(&h.ferry, &headers, Vec::new()).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(tus.patch(&h.ferry, &path, 0, &data[..100_000], &[]).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        tus.patch(&h.ferry, &path, 100_000, &data[100_000..], &[]).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let reference: Value =
+        tus.send(Method::GET, &h.ferry, &path, &[], Vec::new()).await.json().await.unwrap();
+    assert_eq!(reference["delivery"]["mode"], "open-messaging", "{reference}");
+    assert_eq!(reference["delivery"]["asLink"], false, "{reference}");
+    assert_eq!(reference["checksums"]["sha256"], crate::harness::sha256_hex(&data), "{reference}");
+    let received = platform.state().open_messages();
+    assert_eq!(received.len(), 1, "one message");
+    let fetched: Vec<_> =
+        received.iter().flat_map(|m| m.attachments.iter().map(|a| a.sha256_matches)).collect();
+    assert_eq!(fetched, [Some(true)], "Genesys fetched the attachment intact");
     h.finish().await;
 }
