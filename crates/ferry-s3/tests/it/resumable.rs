@@ -248,3 +248,25 @@ async fn a_completion_cut_short_is_finished_by_the_next_holder() {
     assert!(matches!(held.state.phase, Phase::Stored(_)));
     assert_eq!(multipart_uploads(&client, &bucket).await, 0);
 }
+
+/// `ferry dev` keeps its files in s3s-fs: resumable uploads work there too (one process; s3s-fs
+/// checks the conditions without a lock, so races are LocalStack's to prove).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumable_uploads_work_on_s3s_fs() {
+    let fs = crate::support::Fs::start().await;
+    let store = ResumableStore::new(
+        Uploader::new(fs.client().await, crate::support::BUCKET, config(ChecksumMode::Crc64Nvme)),
+        ".tus/",
+    );
+    let data = random_bytes(PART as usize + 777, 13);
+    store.create("d1", &state("files/d1", Some(data.len() as u64))).await.unwrap();
+    assert!(matches!(store.create("d1", &state("files/d1", None)).await, Err(ResumableError::Exists)));
+    let mut held = store.acquire("d1", "a", LEASE).await.unwrap();
+    assert!(matches!(store.acquire("d1", "b", LEASE).await, Err(ResumableError::Locked { .. })));
+    store.append(&mut held, 0, frames(&data[..1000]), None).await.unwrap();
+    let done = store.append(&mut held, 1000, frames(&data[1000..]), None).await.unwrap();
+    assert_eq!(done.stored.expect("stored").summary.md5, Md5::of(&data));
+    store.release(held).await.unwrap();
+    let (stored, _) = read_back(&fs.client().await, crate::support::BUCKET, "files/d1").await;
+    assert!(stored == data, "stored bytes differ");
+}
