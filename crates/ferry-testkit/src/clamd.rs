@@ -104,6 +104,11 @@ impl Clamd {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// clamd's process id (`None` once stopped or killed).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The Unix socket clamd listens on.
     pub fn socket_path(&self) -> &Path {
         &self.socket

@@ -34,6 +34,8 @@ pub(crate) enum Kind {
     AwsCli,
     /// One `PUT` of the whole file to a presigned URL (`UNSIGNED-PAYLOAD`).
     UnsignedPut,
+    /// The default ferry row (this checksum mode) with malware scanning by a local clamd.
+    Scanned(&'static str),
 }
 
 /// One row of the table.
@@ -58,6 +60,12 @@ pub(crate) fn cases(server: &Server) -> Vec<Case> {
     }
     let md5_goal = if server.flexible_checksums { Goal::None } else { Goal::DefaultWithoutCrc };
     all.push(crc("ferry md5", "md5", "", md5_goal));
+    let default_mode = if server.flexible_checksums { "crc64nvme" } else { "md5" };
+    all.push(Case {
+        label: "ferry + ClamAV scan (CPU: ferry + clamd)",
+        kind: Kind::Scanned(default_mode),
+        goal: Goal::None,
+    });
     all.push(Case { label: "aws s3 cp", kind: Kind::AwsCli, goal: Goal::Baseline });
     all.push(Case { label: "unsigned PUT (curl)", kind: Kind::UnsignedPut, goal: Goal::Ceiling });
     all
@@ -119,6 +127,7 @@ pub(crate) async fn run(bench: &Bench<'_>, case: &Case, file: &Path, mib: u64) -
         Kind::Ferry(setup) => ferry::run(bench, setup, file, mib, 1).await,
         Kind::AwsCli => aws_cli(bench, file, mib).await,
         Kind::UnsignedPut => unsigned_put(bench, file, mib).await,
+        Kind::Scanned(checksum) => crate::scan::run(bench, checksum, file, mib).await,
     };
     measured.label = case.label.into();
     measured.goal = case.goal;

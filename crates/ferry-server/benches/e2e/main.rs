@@ -18,6 +18,7 @@ mod cases;
 mod ferry;
 mod procfs;
 mod report;
+mod scan;
 mod servers;
 mod sigv4;
 mod tus;
