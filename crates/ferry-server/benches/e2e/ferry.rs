@@ -6,7 +6,7 @@ use crate::cases::{Bench, Measured, Rss, blank, check_and_remove};
 use crate::procfs;
 use crate::servers::BUCKET;
 use ferry_testkit::process::{Ferry, FerryCommand};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,16 @@ impl FerrySetup {
             data_path = self.data_path,
         )
     }
+}
+
+/// The `ferry` binary every row runs: a copy of this build's, taken once, so a rebuild of the
+/// shared target folder during a long run cannot swap it between rows.
+pub(crate) fn binary(dir: &Path) -> PathBuf {
+    let copy = dir.join("ferry");
+    if !copy.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_ferry"), &copy).expect("copying the ferry binary");
+    }
+    copy
 }
 
 /// `FERRY_BENCH_FERRY_ENV` (`K=V;K=V`): variables for ferry's process, to try allocator settings
@@ -98,7 +108,7 @@ pub(crate) async fn run(
     let config = bench.dir.join("ferry.toml");
     std::fs::write(&config, setup.config(bench)).expect("ferry config");
     let log = bench.dir.join(format!("ferry-{}-{mib}-x{uploads}.log", setup.checksum));
-    let started = FerryCommand::new(env!("CARGO_BIN_EXE_ferry"), &log)
+    let started = FerryCommand::new(binary(bench.dir), &log)
         .arg("--config")
         .arg(&config)
         .envs(extra_env())

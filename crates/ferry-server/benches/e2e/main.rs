@@ -98,6 +98,7 @@ async fn main() {
     for &mib in &files {
         write_file(dir.path(), mib);
     }
+    ferry::binary(dir.path());
     for name in env_list("FERRY_BENCH_SERVERS", "s3s-fs,localstack") {
         let server = match name.as_str() {
             "s3s-fs" => Server::s3s_fs(&dir.path().join("s3s-fs")).await,

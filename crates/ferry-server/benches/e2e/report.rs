@@ -34,6 +34,11 @@ pub(crate) fn table(server: &str, rows: &[Measured]) {
             Some(why) => format!("{}: {why}", r.failures),
             None => "0".into(),
         };
+        if r.elapsed.is_zero() {
+            // Not run at all (the row says why).
+            println!("| {} | {} | - | - | - | - | - | - | {failures} |", r.label, size(r.mib));
+            continue;
+        }
         println!(
             "| {} | {} | {:.1} | {:.2} | {:.1} | {idle} | {peak} | {sampled} | {failures} |",
             r.label,
@@ -82,8 +87,12 @@ pub(crate) fn goals(
         println!("- ceiling (one unsigned PUT) at {}: {:.1} MB/s", size(ceiling.mib), ceiling.mbps());
     }
     let (small, large) = (sizes.iter().min(), sizes.iter().max());
-    let mut labels: Vec<&str> = rows.iter().filter(|r| r.rss.is_some()).map(|r| r.label.as_str()).collect();
-    labels.dedup();
+    let mut labels: Vec<&str> = Vec::new();
+    for row in rows.iter().filter(|r| r.rss.is_some()) {
+        if !labels.contains(&row.label.as_str()) {
+            labels.push(&row.label);
+        }
+    }
     for label in labels {
         let at = |s: Option<&u64>| {
             rows.iter().find(|r| r.label == label && Some(&r.mib) == s && r.failure.is_none())
