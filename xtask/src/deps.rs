@@ -91,6 +91,12 @@ pub(crate) const RULES: &[Rule] = &[
         forbidden: &["ferry-auth", "ferry-genesys", "ferry-s3", "ferry-server"],
         why: "the emulators are independent of the clients they test, so a client bug is not mirrored",
     },
+    Rule {
+        krate: "ferry-server",
+        forbidden: &["ring", "p256"],
+        why: "one TLS/crypto provider (aws-lc-rs) for reqwest, the WebSocket client and the AWS SDK, \
+              and no SigV4a (docs/deploy.md, \"S3 credentials\"): each would only add to the build",
+    },
 ];
 
 /// Crates only tests may use: a normal or build dependency on one is a violation.

@@ -125,14 +125,16 @@ impl Layer {
     /// Sets the value at `path`; `label` names where it came from.
     ///
     /// # Errors
-    /// When `path` runs through a value that is not a table.
+    /// When `path` is empty or runs through a value that is not a table.
     pub fn set(
         &mut self,
         path: &[&str],
         value: impl Into<Value>,
         label: impl Into<String>,
     ) -> Result<(), ConfigError> {
-        let (last, parents) = path.split_last().expect("a path has a name");
+        let Some((last, parents)) = path.split_last() else {
+            return Err(invalid("(configuration)", "a setting without a name"));
+        };
         let mut dict = &mut self.dict;
         for (i, key) in parents.iter().enumerate() {
             let entry = dict.entry((*key).to_owned()).or_insert_with(|| Dict::new().into());
