@@ -6,14 +6,14 @@
 //! a setting Genesys refuses) is 500 with a code that says whose; a service that is unwell is 502 or
 //! 503. 5xx messages say little, and the cause goes to the log.
 
+#[allow(unused_imports, reason = "the tus status 460 in the table below")]
+use crate::tus::TusStatus as _;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use ferry_core::chunk::ChunkError;
 use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 use std::time::Duration;
-#[allow(unused_imports, reason = "the tus status 460 in the table below")]
-use crate::tus::TusStatus as _;
 
 /// Defines [`ErrorCode`] from one table, so its list, strings and statuses cannot drift apart.
 macro_rules! error_codes {
