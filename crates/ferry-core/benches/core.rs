@@ -82,6 +82,7 @@ fn main() {
                 chunk(ChunkerOptions {
                     crc: Some(CrcAlgorithm::Crc64Nvme),
                     part_md5: true,
+                    whole_md5: true,
                     sha256: false,
                     defer: false,
                 })
@@ -94,6 +95,7 @@ fn main() {
                 chunk(ChunkerOptions {
                     crc: Some(CrcAlgorithm::Crc32c),
                     part_md5: true,
+                    whole_md5: true,
                     sha256: false,
                     defer: false,
                 })
@@ -106,6 +108,7 @@ fn main() {
                 chunk(ChunkerOptions {
                     crc: Some(CrcAlgorithm::Crc64Nvme),
                     part_md5: true,
+                    whole_md5: true,
                     sha256: true,
                     defer: false,
                 })

@@ -195,32 +195,42 @@ impl Md5Hasher {
     }
 }
 
-/// Hashes of a whole object that cannot be combined from its parts: MD5 (always) and SHA-256
-/// (when asked for). Feed it every byte in order.
+/// Hashes of a whole object that cannot be combined from its parts: MD5 and SHA-256, each when
+/// asked for. Feed it every byte in order.
 #[derive(Debug, Clone)]
 pub struct WholeHasher {
-    md5: md5::Md5,
+    md5: Option<md5::Md5>,
     sha256: Option<sha2::Sha256>,
 }
 
 /// What a [`WholeHasher`] computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WholeDigests {
-    /// MD5 of the whole object.
-    pub md5: Md5,
+    /// MD5 of the whole object, when asked for.
+    pub md5: Option<Md5>,
     /// SHA-256 of the whole object, when asked for.
     pub sha256: Option<Sha256>,
 }
 
 impl WholeHasher {
-    /// A hasher computing MD5, and SHA-256 if `sha256`.
-    pub fn new(sha256: bool) -> Self {
-        Self { md5: md5::Digest::new(), sha256: sha256.then(<sha2::Sha256 as sha2::Digest>::new) }
+    /// A hasher computing MD5 if `md5` and SHA-256 if `sha256` (neither: a hasher of nothing).
+    pub fn new(md5: bool, sha256: bool) -> Self {
+        Self {
+            md5: md5.then(<md5::Md5 as md5::Digest>::new),
+            sha256: sha256.then(<sha2::Sha256 as sha2::Digest>::new),
+        }
+    }
+
+    /// Whether it computes anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.md5.is_none() && self.sha256.is_none()
     }
 
     /// Feeds `data`.
     pub fn update(&mut self, data: &[u8]) {
-        md5::Digest::update(&mut self.md5, data);
+        if let Some(md5) = &mut self.md5 {
+            md5::Digest::update(md5, data);
+        }
         if let Some(sha) = &mut self.sha256 {
             sha2::Digest::update(sha, data);
         }
@@ -229,7 +239,7 @@ impl WholeHasher {
     /// The digests of everything fed.
     pub fn finish(self) -> WholeDigests {
         WholeDigests {
-            md5: Md5(md5::Digest::finalize(self.md5).into()),
+            md5: self.md5.map(|h| Md5(md5::Digest::finalize(h).into())),
             sha256: self.sha256.map(|h| Sha256(sha2::Digest::finalize(h).into())),
         }
     }
@@ -324,6 +334,21 @@ mod tests {
             assert_eq!(whole, combined);
             assert_eq!(alg.empty().combine(whole, 12), whole);
         }
+    }
+
+    #[test]
+    fn a_whole_hasher_computes_only_the_digests_asked_for() {
+        let digests = |md5, sha256| {
+            let mut h = WholeHasher::new(md5, sha256);
+            h.update(b"fer");
+            h.update(b"ry");
+            (h.is_empty(), h.finish())
+        };
+        let (md5, sha) = (Some(Md5::of(b"ferry")), Some(Sha256::of(b"ferry")));
+        assert_eq!(digests(true, true), (false, WholeDigests { md5, sha256: sha }));
+        assert_eq!(digests(true, false), (false, WholeDigests { md5, sha256: None }));
+        assert_eq!(digests(false, true), (false, WholeDigests { md5: None, sha256: sha }));
+        assert_eq!(digests(false, false), (true, WholeDigests { md5: None, sha256: None }));
     }
 
     #[test]

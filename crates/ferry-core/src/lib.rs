@@ -26,8 +26,13 @@
 //! let plan = plan_parts(Some(data.len() as u64), &PlanLimits::default()).unwrap();
 //! assert_eq!(plan.part_size, 8 * MIB);
 //!
-//! let options =
-//!     ChunkerOptions { crc: Some(CrcAlgorithm::Crc64Nvme), part_md5: true, sha256: true, defer: false };
+//! let options = ChunkerOptions {
+//!     crc: Some(CrcAlgorithm::Crc64Nvme),
+//!     part_md5: true,
+//!     whole_md5: true,
+//!     sha256: true,
+//!     defer: false,
+//! };
 //! let mut chunker = Chunker::new(plan, options);
 //! let mut parts = Vec::new();
 //! for frame in data.chunks(64 * 1024) {

@@ -93,10 +93,11 @@ impl ChecksumMode {
 
     /// Chunker options for [`Uploader::upload`](crate::Uploader::upload): what this mode sends
     /// (the part CRC; the part MD5 only in the `md5` mode, since S3 verifies each part by its CRC
-    /// otherwise), plus the whole object's SHA-256 when asked, all deferred: the part digests are
-    /// computed on the part tasks and the whole-object ones on a thread of their own.
+    /// otherwise), the whole object's MD5, plus its SHA-256 when asked, all deferred: the part
+    /// digests are computed on the part tasks and the whole-object ones on a thread of their own.
+    /// (A caller that needs no whole-object MD5 sets `whole_md5: false` on the result.)
     pub fn chunker_options(self, sha256: bool) -> ChunkerOptions {
-        ChunkerOptions { crc: self.crc(), part_md5: self == Self::Md5, sha256, defer: true }
+        ChunkerOptions { crc: self.crc(), part_md5: self == Self::Md5, whole_md5: true, sha256, defer: true }
     }
 
     /// The same digests computed by the chunker itself, for callers that feed

@@ -17,8 +17,8 @@
 //!   per buffered part ([`Uploader::with_budget`]).
 //! - **Hashed once, beside the network**: each digest the [`ChecksumMode`] needs is computed once
 //!   per byte: a part's CRC (or, in the `md5` mode, its MD5) on the part's own task (a blocking
-//!   thread, parts in parallel), the whole object's MD5 (and SHA-256 when asked) on a thread of its
-//!   own fed the body's frames; the upload task itself only cuts.
+//!   thread, parts in parallel), the whole object's MD5 and SHA-256 (each when asked; neither: no
+//!   thread) on a thread of its own fed the body's frames; the upload task itself only cuts.
 //! - **Verified**: in a CRC mode every part carries its CRC, which S3 verifies (no `Content-MD5`),
 //!   and the completed object's FULL_OBJECT CRC is compared with the one combined from the parts;
 //!   in the `md5` mode every part carries `Content-MD5`, each returned ETag is compared with it (a
@@ -58,7 +58,7 @@
 //! let body = futures::stream::iter(frames.into_iter().map(Ok::<_, std::io::Error>));
 //! // Asked before Complete: a refusal aborts the upload and comes back as `Error::Rejected`.
 //! let gate: Gate = Box::new(move |summary| {
-//!     if summary.md5 == declared_md5 { Ok(()) } else { Err("Content-MD5 does not match".into()) }
+//!     if summary.md5 == Some(declared_md5) { Ok(()) } else { Err("Content-MD5 does not match".into()) }
 //! });
 //! let stored = uploader.upload(write, body, Some(gate)).await?;
 //! println!("stored {} bytes as {} (ETag {})", stored.object.size, stored.object.key, stored.object.etag);

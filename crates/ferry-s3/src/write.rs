@@ -100,7 +100,10 @@ impl Uploader {
         let mut upload = self.begin(key, meta);
         // A deferring chunker's whole-object digests run on a thread of their own, fed the same
         // frames over a short channel: pipelined with the network, off the async workers.
-        let whole = chunker.options().defer.then(|| WholeHashing::start(chunker.whole_hasher()));
+        // A hasher with nothing to compute (no whole-file MD5 nor SHA-256) needs no thread.
+        let hasher = chunker.options().defer.then(|| chunker.whole_hasher());
+        let nothing = hasher.as_ref().filter(|h| h.is_empty()).cloned();
+        let whole = hasher.filter(|h| !h.is_empty()).map(WholeHashing::start);
         // The share of the part being filled: the caller's reservation, then each next part's.
         let mut filling = reservation;
         let fed = feed(&mut upload, &mut chunker, body, whole.as_ref(), tap.as_mut(), &mut filling).await;
@@ -110,7 +113,7 @@ impl Uploader {
                 Ok(digests) => Some(digests),
                 Err(error) => return upload.fail(error).await,
             },
-            (Ok(()), None) => None,
+            (Ok(()), None) => nothing.map(WholeHasher::finish),
         };
         let finished = match digests {
             Some(digests) => chunker.finish_with(digests),

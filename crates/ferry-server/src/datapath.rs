@@ -14,8 +14,13 @@ pub struct DataPathSettings {
     /// Compute every file's SHA-256. Off (the default): only when the client declares
     /// `Repr-Digest: sha-256=…` or the delivery sends it (a guest's message carries `ferrySha256`,
     /// Open Messaging sends `sha256`), so a ticket upload left to its page skips it; the reference
-    /// lists `sha256` only when it was computed. The whole-file MD5 is always computed.
+    /// lists `sha256` only when it was computed.
     pub always_sha256: bool,
+    /// Compute every file's MD5 (on, the default; the reference's `checksums.md5`). Off — allowed
+    /// only with a CRC `s3.checksum` (`crc32c`, `crc64nvme`), whose FULL_OBJECT CRC S3 verifies —
+    /// the MD5 is computed only for a client that sends `Content-MD5` (it is still checked), and
+    /// the reference carries no `md5`: a CRC-only data path, one hash pass per byte fewer.
+    pub whole_file_md5: bool,
     /// Uploads one client address may have in progress at once (counted from its first bytes);
     /// `0` for no cap. Over it: 429 `rate_limited` with `Retry-After`. The default, 16, leaves room
     /// for an office behind one NAT address and caps one address at 16 parts' shares of the budget.
@@ -24,7 +29,7 @@ pub struct DataPathSettings {
 
 impl Default for DataPathSettings {
     fn default() -> Self {
-        Self { always_sha256: false, max_uploads_per_client: 16 }
+        Self { always_sha256: false, whole_file_md5: true, max_uploads_per_client: 16 }
     }
 }
 
@@ -88,6 +93,27 @@ impl Drop for ClientSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_whole_file_md5_is_on_by_default_and_off_only_with_a_crc_mode() {
+        let valid = |toml: &str| {
+            let mut c = crate::config::Config::from_toml(toml).unwrap();
+            c.s3.bucket = "b".into();
+            c.link_secret = "x".repeat(32).into();
+            c.deployments.insert("d1".into(), crate::config::Deployment::default());
+            c.validate().map(|()| c.data_path.whole_file_md5).map_err(|e| e.setting)
+        };
+        assert_eq!(valid(""), Ok(true), "on by default");
+        assert!(DataPathSettings::default().whole_file_md5);
+        assert_eq!(valid("[data_path]\nwhole_file_md5 = false"), Ok(false), "crc64nvme, the default mode");
+        assert_eq!(valid("[s3]\nchecksum = \"crc32c\"\n[data_path]\nwhole_file_md5 = false"), Ok(false));
+        assert_eq!(
+            valid("[s3]\nchecksum = \"md5\"\n[data_path]\nwhole_file_md5 = false"),
+            Err("data_path.whole_file_md5".into()),
+            "the md5 mode has no CRC to verify the file by"
+        );
+        assert_eq!(valid("[s3]\nchecksum = \"md5\"\n[data_path]\nwhole_file_md5 = true"), Ok(true));
+    }
 
     #[test]
     fn each_address_has_its_own_cap_and_places_come_back() {

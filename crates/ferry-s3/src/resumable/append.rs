@@ -167,7 +167,8 @@ impl ResumableStore {
         let state = &held.state;
         let base = state.parts_len();
         let plan = PartPlan { part_size: state.part_size, declared_len: None, max_len: state.limit() - base };
-        let options = ChunkerOptions { crc: None, part_md5: false, sha256: false, defer: true };
+        let options =
+            ChunkerOptions { crc: None, part_md5: false, whole_md5: false, sha256: false, defer: true };
         let mut chunker = Chunker::new(plan, options);
         let mut carry =
             HashCarry::restore(&state.hash).map_err(|e| ResumableError::Damaged(e.to_string()))?;
@@ -194,7 +195,8 @@ impl ResumableStore {
             check().map_err(ResumableError::Rejected)?;
         }
         let received = chunker.received();
-        let (last, _) = chunker.finish_with(WholeHasher::new(false).finish()).map_err(|e| too_long(e, 0))?;
+        let (last, _) =
+            chunker.finish_with(WholeHasher::new(false, false).finish()).map_err(|e| too_long(e, 0))?;
         let last = last.map(|mut part| {
             part.number += first_number;
             part

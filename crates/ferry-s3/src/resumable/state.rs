@@ -36,8 +36,10 @@ pub struct StoredObject {
     pub version_id: Option<String>,
     /// Size in bytes.
     pub size: u64,
-    /// MD5 of the whole object, hex.
-    pub md5: String,
+    /// MD5 of the whole object, hex, when it was computed (`data_path.whole_file_md5` in the
+    /// server; an older state always has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
     /// SHA-256 of the whole object, hex, when it was asked for.
     pub sha256: Option<String>,
     /// The FULL_OBJECT CRC as `ALGORITHM:base64`, in a CRC checksum mode.
@@ -100,7 +102,8 @@ pub struct ResumableState {
     pub max_len: u64,
     /// Size of every non-last part.
     pub part_size: u64,
-    /// Whether the whole file's SHA-256 is carried besides its MD5.
+    /// Whether the whole file's SHA-256 is carried (the MD5 is carried unless turned off; `hash`
+    /// says which).
     pub sha256: bool,
     /// Unix seconds after which the upload is abandoned (and reaped).
     pub expires: u64,
@@ -182,7 +185,7 @@ impl StoredObject {
             etag: object.etag.clone(),
             version_id: object.version_id.clone(),
             size: object.size,
-            md5: object.md5.to_hex(),
+            md5: object.md5.map(|m| m.to_hex()),
             sha256: sha256.map(|s| s.to_hex()),
             crc: object.checksum.map(|c| c.to_string()),
             part_count: object.part_count,

@@ -29,8 +29,10 @@ pub struct UploadedObject {
     pub size: u64,
     /// The ETag S3 reported (unquoted); equal to the computed one unless ETags are opaque.
     pub etag: String,
-    /// MD5 of the whole object.
-    pub md5: Md5,
+    /// MD5 of the whole object, when the chunker computed it ([`ChunkerOptions::whole_md5`]).
+    ///
+    /// [`ChunkerOptions::whole_md5`]: ferry_core::chunk::ChunkerOptions::whole_md5
+    pub md5: Option<Md5>,
     /// The whole object's CRC (S3's FULL_OBJECT checksum), when the mode sends one.
     pub checksum: Option<Crc>,
     /// Parts it was uploaded in (1 for a single PUT).

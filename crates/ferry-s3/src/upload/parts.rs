@@ -231,7 +231,8 @@ mod tests {
 
     fn deferred_part(data: &'static [u8]) -> Part {
         let plan = plan_parts(Some(data.len() as u64), &PlanLimits::default()).unwrap();
-        let options = ChunkerOptions { crc: None, part_md5: false, sha256: false, defer: true };
+        let options =
+            ChunkerOptions { crc: None, part_md5: false, whole_md5: false, sha256: false, defer: true };
         let mut chunker = Chunker::new(plan, options);
         assert!(chunker.push(Bytes::from_static(data)).unwrap().is_empty());
         let whole = chunker.whole_hasher().finish();

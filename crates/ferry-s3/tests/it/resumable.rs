@@ -25,7 +25,7 @@ fn state(key: &str, length: Option<u64>) -> ResumableState {
         expires: u64::MAX / 2,
         upload_id: None,
         parts: Vec::new(),
-        hash: HashCarry::new(true).save(),
+        hash: HashCarry::new(true, true).save(),
         tail: None,
         lease: None,
         phase: Phase::Open,
@@ -76,7 +76,7 @@ async fn appends_across_two_stores_end_in_one_verified_object() {
             assert_eq!(appended.offset, pair[1] as u64);
             if pair[1] == data.len() {
                 let stored = appended.stored.expect("the last byte completes the upload");
-                assert_eq!(stored.summary.md5, Md5::of(&data));
+                assert_eq!(stored.summary.md5, Some(Md5::of(&data)));
                 assert_eq!(stored.summary.sha256, Some(Sha256::of(&data)));
                 if mode == ChecksumMode::Crc64Nvme {
                     assert_eq!(stored.object.checksum, Some(CrcAlgorithm::Crc64Nvme.checksum(&data)));
@@ -142,7 +142,7 @@ async fn leases_lock_out_others_and_a_refused_check_keeps_nothing() {
     assert!(matches!(stale, Err(ResumableError::Moved)), "{stale:?}");
     assert!(matches!(store.save(&mut held).await, Err(ResumableError::Moved)));
     let done = store.append(&mut taken, PART + 5, frames(&data[PART as usize + 5..]), None).await.unwrap();
-    assert_eq!(done.stored.expect("stored").summary.md5, Md5::of(&data));
+    assert_eq!(done.stored.expect("stored").summary.md5, Some(Md5::of(&data)));
     let (stored, _) = read_back(&client, &bucket, "files/u2").await;
     assert!(stored == data, "stored bytes differ");
     let state = store.release(taken).await.unwrap();
@@ -215,7 +215,7 @@ async fn a_completion_cut_short_is_finished_by_the_next_holder() {
     // The next holder (another process) completes and verifies it.
     let mut held = direct.acquire("c1", "b", LEASE).await.unwrap();
     let stored = direct.complete(&mut held).await.unwrap();
-    assert_eq!(stored.summary.md5, Md5::of(&data));
+    assert_eq!(stored.summary.md5, Some(Md5::of(&data)));
     assert_eq!(stored.summary.sha256, Some(Sha256::of(&data)));
     assert!(matches!(held.state.phase, Phase::Stored(_)));
     direct.release(held).await.unwrap();
@@ -265,7 +265,7 @@ async fn resumable_uploads_work_on_s3s_fs() {
     assert!(matches!(store.acquire("d1", "b", LEASE).await, Err(ResumableError::Locked { .. })));
     store.append(&mut held, 0, frames(&data[..1000]), None).await.unwrap();
     let done = store.append(&mut held, 1000, frames(&data[1000..]), None).await.unwrap();
-    assert_eq!(done.stored.expect("stored").summary.md5, Md5::of(&data));
+    assert_eq!(done.stored.expect("stored").summary.md5, Some(Md5::of(&data)));
     store.release(held).await.unwrap();
     let (stored, _) = read_back(&fs.client().await, crate::support::BUCKET, "files/d1").await;
     assert!(stored == data, "stored bytes differ");

@@ -63,7 +63,7 @@ async fn multi_part_and_single_part_bodies_are_stored_and_verified() {
                 let (asked, md5) = (Arc::clone(&asked), Md5::of(&data));
                 move |summary: &ObjectSummary| {
                     asked.store(true, Ordering::SeqCst);
-                    if summary.md5 == md5 { Ok(()) } else { Err("Content-MD5 does not match".into()) }
+                    if summary.md5 == Some(md5) { Ok(()) } else { Err("Content-MD5 does not match".into()) }
                 }
             });
             let creates_before = proxy.requests_of(Target::Op(Operation::CreateMultipartUpload)).len();
@@ -77,7 +77,7 @@ async fn multi_part_and_single_part_bodies_are_stored_and_verified() {
             assert_eq!(creates, usize::from(parts > 1), "{len} bytes: multipart only when needed");
             assert_eq!(stored.object.part_count, parts);
             assert_eq!((stored.object.size, stored.summary.len), (len as u64, len as u64));
-            assert_eq!(stored.object.md5, Md5::of(&data));
+            assert_eq!(stored.object.md5, Some(Md5::of(&data)));
             assert_eq!(stored.summary.sha256, Some(ferry_core::checksum::Sha256::of(&data)));
             // Part MD5s only in the md5 mode (S3 verifies each part by its CRC otherwise).
             let expected_etag =
@@ -264,6 +264,45 @@ async fn against_strict_s3_the_object_verifies_and_failures_leave_no_upload() {
         assert!(!exists(&client, &bucket, key).await, "{key} must not exist");
     }
     assert_eq!(uploader.stats().aborted(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs LocalStack"]
+async fn a_crc_only_upload_computes_no_md5_and_s3_still_verifies_every_part_and_the_whole() {
+    let endpoint = crate::support::localstack();
+    let (client, bucket) = crate::support::localstack_bucket(&endpoint, "crc-only").await;
+    let proxy = FaultProxy::start(endpoint.trim_start_matches("http://").parse().unwrap()).await.unwrap();
+    // A byte flipped in part 2 on its way: only its CRC can catch it (no Content-MD5 is sent).
+    proxy.add_rule(Rule::new(Target::UploadPart(Some(2)), Action::FlipByte(4321)));
+    let via_proxy =
+        ferry_s3::build_client(&ferry_s3::S3Config::compatible(proxy.endpoint(), "test", "test")).await;
+    let uploader = Uploader::new(via_proxy, &bucket, config(ChecksumMode::Crc64Nvme));
+    let data = Bytes::from(random_bytes(3 * PART as usize + 5, 13));
+    let mut write = write(&uploader, "crc-only/ok", Some(data.len() as u64));
+    let options = ferry_core::chunk::ChunkerOptions {
+        whole_md5: false,
+        ..uploader.config().checksum_mode.chunker_options(false)
+    };
+    write.chunker = Chunker::new(*write.chunker.plan(), options);
+
+    let stored = uploader.upload(write, frames(&data, 1 << 20), None).await.expect("stored");
+    assert_eq!((stored.summary.md5, stored.object.md5, stored.summary.sha256), (None, None, None));
+    assert!(stored.summary.part_md5s.is_empty(), "no part MD5 either");
+    let part2 = proxy.requests_of(Target::UploadPart(Some(2)));
+    assert_eq!(part2.iter().map(|r| r.status).collect::<Vec<_>>(), [Some(400), Some(200)], "{part2:?}");
+    let crc = ferry_core::checksum::CrcAlgorithm::Crc64Nvme.checksum(&data);
+    assert_eq!(stored.object.checksum, Some(crc));
+    let head = client
+        .head_object()
+        .bucket(&bucket)
+        .key("crc-only/ok")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_type(), Some(&aws_sdk_s3::types::ChecksumType::FullObject));
+    assert_eq!(head.checksum_crc64_nvme(), Some(crc.to_base64().as_str()), "S3 verified the FULL_OBJECT CRC");
+    assert!(read_back(&client, &bucket, "crc-only/ok").await.0 == data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,6 +182,12 @@ impl Config {
                 format!("`{}` is not one of md5, crc32c, crc64nvme", self.s3.checksum),
             ));
         }
+        if !self.data_path.whole_file_md5 && self.s3.checksum_mode() == Some(ferry_s3::ChecksumMode::Md5) {
+            return Err(invalid(
+                "data_path.whole_file_md5",
+                "may be false only with a CRC s3.checksum (crc32c or crc64nvme), which verifies the file",
+            ));
+        }
         if !(5..=5 * 1024).contains(&self.s3.part_size_mib) {
             return Err(invalid("s3.part_size_mib", "must be between 5 and 5120"));
         }

@@ -109,7 +109,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, AppError
         expires,
         upload_id: None,
         parts: Vec::new(),
-        hash: HashCarry::new(sha256).save(),
+        hash: HashCarry::new(state.config.data_path.whole_file_md5, sha256).save(),
         tail: None,
         lease: None,
         phase: Phase::Open,

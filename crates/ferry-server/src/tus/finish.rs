@@ -120,7 +120,7 @@ fn stored_of(
     object: &StoredObject,
 ) -> Result<Stored, AppError> {
     let damaged = || AppError::new(ErrorCode::StorageUnavailable, "the upload's state is damaged");
-    let md5 = Md5::from_hex(&object.md5).ok_or_else(damaged)?;
+    let md5 = object.md5.as_deref().map(|m| Md5::from_hex(m).ok_or_else(damaged)).transpose()?;
     let sha256 = object.sha256.as_deref().map(|s| Sha256::from_hex(s).ok_or_else(damaged)).transpose()?;
     let crc = object.crc.as_deref().map(|text| parse_crc(text).ok_or_else(damaged)).transpose()?;
     let summary = ObjectSummary {

@@ -58,9 +58,10 @@ impl Digests {
         Ok(Self { md5, sha256: repr_digest(headers)? })
     }
 
-    /// Which declared digest, if any, the stored bytes do not match.
-    pub(crate) fn mismatch(&self, md5: &Md5, sha256: Option<&Sha256>) -> Option<&'static str> {
-        if self.md5.is_some_and(|m| m != *md5) {
+    /// Which declared digest, if any, the stored bytes do not match (a declared digest that was
+    /// not computed does not match).
+    pub(crate) fn mismatch(&self, md5: Option<&Md5>, sha256: Option<&Sha256>) -> Option<&'static str> {
+        if self.md5.is_some_and(|m| Some(&m) != md5) {
             return Some("Content-MD5");
         }
         if self.sha256.is_some_and(|s| Some(&s) != sha256) {

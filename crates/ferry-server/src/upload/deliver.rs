@@ -16,7 +16,7 @@ use crate::tickets::Claims;
 use crate::upload::auth::Caller;
 use crate::upload::declared::Declared;
 use crate::upload::reference::{download_link, file_id};
-use ferry_core::checksum::{Md5, Md5Hasher};
+use ferry_core::checksum::{WholeDigests, WholeHasher};
 use ferry_genesys::guest::{ByteStream, FileMeta, FoundMessage, GuestSession, NativeFailure, UploadBody};
 use ferry_genesys::limits::AttachmentDecision;
 use ferry_genesys::platform::{OpenAttachment, OpenFrom, OpenMessage, PlatformClient};
@@ -220,7 +220,7 @@ pub(crate) async fn deliver(
         mime_type: declared.content_type.clone(),
         size: object.size,
         sha256: summary.sha256,
-        md5: Some(summary.md5),
+        md5: summary.md5,
         attributes: Default::default(),
     };
     let link = Link { url: download_link(state, object), caption: declared.caption.as_deref() };
@@ -235,7 +235,7 @@ pub(crate) async fn deliver(
             link.send(&mut session, &file, Some(reason.to_string()), None).await
         }
         (_, AttachmentDecision::Native) => {
-            let body = object_body(state, object, summary.md5);
+            let body = object_body(state, object, WholeDigests { md5: summary.md5, sha256: summary.sha256 });
             match session.send_attachment(&file, body, link.caption).await {
                 Ok(attachment) => Delivered::Native { attachment_id: attachment.attachment_id },
                 Err(error) => match after_native(&error) {
@@ -346,9 +346,12 @@ fn link_text(name: &str, size: u64, link: &str, caption: Option<&str>) -> String
     }
 }
 
-/// The stored object as a re-openable stream, checked against the stored MD5 on the way: a
-/// stream whose bytes do not hash to it ends in an error, so the presigned PUT fails.
-fn object_body(state: &AppState, object: &UploadedObject, md5: Md5) -> UploadBody {
+/// The stored object as a re-openable stream, checked against the stored MD5 on the way (its
+/// SHA-256 when no MD5 was computed, `data_path.whole_file_md5` off; a guest's upload always has
+/// it): a stream whose bytes do not hash to it ends in an error, so the presigned PUT fails.
+fn object_body(state: &AppState, object: &UploadedObject, stored: WholeDigests) -> UploadBody {
+    let by_md5 = stored.md5.is_some();
+    let expected = WholeDigests { md5: stored.md5, sha256: stored.sha256.filter(|_| !by_md5) };
     let uploader = state.uploader.clone();
     let key = object.key.clone();
     UploadBody::from_factory(object.size, move || {
@@ -356,7 +359,7 @@ fn object_body(state: &AppState, object: &UploadedObject, md5: Md5) -> UploadBod
         async move {
             let (_, stream) =
                 uploader.open(&key).await.map_err(|e| Box::new(e) as ferry_genesys::BoxError)?;
-            let mut hasher = Some(Md5Hasher::new());
+            let mut hasher = Some(WholeHasher::new(by_md5, !by_md5));
             let checked = stream.map(Some).chain(futures::stream::iter([None])).filter_map(move |item| {
                 let out = match item {
                     Some(Ok(bytes)) => {
@@ -367,8 +370,10 @@ fn object_body(state: &AppState, object: &UploadedObject, md5: Md5) -> UploadBod
                     }
                     Some(Err(e)) => Some(Err(e)),
                     None => {
-                        let digest = hasher.take().map(Md5Hasher::finish);
-                        (digest != Some(md5)).then(|| Err("stored object does not match its MD5".into()))
+                        let digest = hasher.take().map(WholeHasher::finish);
+                        let what = if by_md5 { "MD5" } else { "SHA-256" };
+                        (digest != Some(expected))
+                            .then(|| Err(format!("stored object does not match its {what}").into()))
                     }
                 };
                 futures::future::ready(out)

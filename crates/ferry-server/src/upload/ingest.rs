@@ -15,7 +15,7 @@ use crate::sniff;
 use crate::state::AppState;
 use crate::upload::declared::{Declared, Digests, TypePolicy};
 use bytes::Bytes;
-use ferry_core::chunk::{Chunker, ObjectSummary};
+use ferry_core::chunk::{Chunker, ChunkerOptions, ObjectSummary};
 use ferry_core::plan::{MIB, PlanLimits, plan_parts};
 use ferry_s3::{BoxError, Gate, ObjectMeta, ObjectWrite, Stored};
 use futures::Stream;
@@ -263,6 +263,8 @@ where
     let plan = plan_parts(target.len, &limits).map_err(|_| AppError::too_large(target.max_size))?;
     let mode = state.uploader.config().checksum_mode;
     let sha256 = wants_sha256(state, &target);
+    // The whole-file MD5: unless `data_path.whole_file_md5` is off, and always for a `Content-MD5`.
+    let whole_md5 = state.config.data_path.whole_file_md5 || target.digests.md5.is_some();
     let write = ObjectWrite {
         key: object_key(state, target.deployment),
         meta: ObjectMeta {
@@ -270,12 +272,12 @@ where
             content_disposition: Some(names::content_disposition(&target.declared.name)),
             metadata: [("ferry-request".to_owned(), "upload".to_owned())].into(),
         },
-        chunker: Chunker::new(plan, mode.chunker_options(sha256)),
+        chunker: Chunker::new(plan, ChunkerOptions { whole_md5, ..mode.chunker_options(sha256) }),
         reservation: target.reservation,
     };
     let digests = target.digests;
     let gate: Gate = Box::new(move |summary: &ObjectSummary| {
-        match digests.mismatch(&summary.md5, summary.sha256.as_ref()) {
+        match digests.mismatch(summary.md5.as_ref(), summary.sha256.as_ref()) {
             None => Ok(()),
             Some(header) => Err(Box::new(AppError::new(
                 ErrorCode::ChecksumMismatch,
@@ -295,8 +297,8 @@ where
 
 /// Whether this upload pays for the whole file's SHA-256: the client declared one
 /// (`Repr-Digest`), its delivery sends it (a guest's message carries `ferrySha256`; Open Messaging
-/// sends `sha256`), or `data_path.always_sha256` says so. The MD5 is always computed (the
-/// reference carries it).
+/// sends `sha256`), or `data_path.always_sha256` says so. A guest's upload always has it: a native
+/// delivery checks the object read back by it when no MD5 was computed.
 fn wants_sha256(state: &AppState, target: &Target<'_>) -> bool {
     let open_messaging = state.destination(target.deployment).is_some_and(|d| {
         d.platform.is_some() && d.settings.delivery == crate::config::DeliveryPreference::OpenMessaging

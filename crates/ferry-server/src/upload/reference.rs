@@ -51,7 +51,9 @@ const MAX_CONVERSATION_ID: usize = 128;
 
 #[derive(Debug, Clone, Serialize)]
 struct Checksums {
-    md5: String,
+    /// Absent when `data_path.whole_file_md5` is off and the client sent no `Content-MD5`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    md5: Option<String>,
     #[serde(rename = "s3ETag")]
     s3_etag: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +62,21 @@ struct Checksums {
     crc32c: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     crc64nvme: Option<String>,
+}
+
+impl Checksums {
+    /// The digests computed for `stored`: only those (no `md5` when it was not computed, no
+    /// `sha256` unless asked for, the CRC of the checksum mode).
+    fn of(Stored { object, summary }: &Stored) -> Self {
+        let crc = |algorithm| summary.crc.filter(|c| c.algorithm == algorithm).map(|c| c.to_base64());
+        Self {
+            md5: summary.md5.map(|m| m.to_hex()),
+            s3_etag: object.etag.clone(),
+            sha256: summary.sha256.map(|s| s.to_hex()),
+            crc32c: crc(CrcAlgorithm::Crc32c),
+            crc64nvme: crc(CrcAlgorithm::Crc64Nvme),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,8 +94,7 @@ impl AttachmentReference {
         stored: &Stored,
         delivery: Delivered,
     ) -> Self {
-        let Stored { object, summary } = stored;
-        let crc = |algorithm| summary.crc.filter(|c| c.algorithm == algorithm).map(|c| c.to_base64());
+        let Stored { object, .. } = stored;
         let reference = match caller {
             Caller::Ticket(Claims { reference, .. }) => reference.clone(),
             Caller::Guest { .. } => None,
@@ -92,13 +108,7 @@ impl AttachmentReference {
             download_url: download_link(state, object),
             status: "uploaded",
             uploaded_at: ferry_genesys::platform::rfc3339(std::time::SystemTime::now()),
-            checksums: Checksums {
-                md5: summary.md5.to_hex(),
-                s3_etag: object.etag.clone(),
-                sha256: summary.sha256.map(|s| s.to_hex()),
-                crc32c: crc(CrcAlgorithm::Crc32c),
-                crc64nvme: crc(CrcAlgorithm::Crc64Nvme),
-            },
+            checksums: Checksums::of(stored),
             storage: matches!(caller, Caller::Ticket(_))
                 .then(|| Storage { bucket: object.bucket.clone(), key: object.key.clone() }),
             delivery,
@@ -180,6 +190,43 @@ pub(crate) fn invalid_conversation_id(message: &str) -> AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_core::checksum::Md5;
+    use ferry_core::chunk::ObjectSummary;
+
+    #[test]
+    fn the_checksums_list_only_the_digests_computed() {
+        let crc = CrcAlgorithm::Crc64Nvme.checksum(b"ferry");
+        let stored = |md5: Option<Md5>| {
+            let summary = ObjectSummary {
+                len: 5,
+                part_size: 5 << 20,
+                parts: 1,
+                md5,
+                sha256: None,
+                crc: Some(crc),
+                part_md5s: Vec::new(),
+                part_crcs: vec![crc],
+            };
+            let object = UploadedObject {
+                bucket: "b".into(),
+                key: "k".into(),
+                version_id: None,
+                size: 5,
+                etag: "e".into(),
+                md5,
+                checksum: Some(crc),
+                part_count: 1,
+            };
+            serde_json::to_value(Checksums::of(&Stored { object, summary })).unwrap()
+        };
+        assert_eq!(
+            stored(None),
+            serde_json::json!({ "s3ETag": "e", "crc64nvme": crc.to_base64() }),
+            "a CRC-only upload: no md5, no sha256"
+        );
+        let md5 = Md5::of(b"ferry");
+        assert_eq!(stored(Some(md5))["md5"], md5.to_hex());
+    }
 
     #[test]
     fn conversation_ids_are_echoed_only_when_plain() {

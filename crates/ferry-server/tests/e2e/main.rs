@@ -13,6 +13,7 @@
 mod abuse;
 mod agents;
 mod crash;
+mod crc_only;
 mod delivery;
 mod delivery_fallback;
 mod faults;

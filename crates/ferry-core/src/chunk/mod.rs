@@ -30,6 +30,8 @@ pub struct ChunkerOptions {
     /// Per-part MD5 (`Content-MD5`, the part's ETag, the multipart ETag). Not needed when S3
     /// verifies each part by its CRC.
     pub part_md5: bool,
+    /// Whole-object MD5 (the reference's `md5`). One MD5 pass over every byte.
+    pub whole_md5: bool,
     /// Whole-object SHA-256. Costs about as much as an MD5 pass (see `cargo xtask bench core`).
     pub sha256: bool,
     /// Cut only, hash nothing: the caller computes the part digests ([`PartData::digests`]) and the
@@ -130,8 +132,8 @@ pub struct ObjectSummary {
     pub part_size: u64,
     /// Number of parts the object was cut into (at least 1).
     pub parts: u32,
-    /// MD5 of the whole object.
-    pub md5: Md5,
+    /// MD5 of the whole object, when asked for.
+    pub md5: Option<Md5>,
     /// SHA-256 of the whole object, when asked for.
     pub sha256: Option<Sha256>,
     /// CRC of the whole object (S3's FULL_OBJECT checksum), when a CRC is computed.
@@ -230,7 +232,7 @@ impl Chunker {
             current: PartData::default(),
             part_md5: (inline && options.part_md5).then(md5::Md5::new),
             part_crc: options.crc.filter(|_| inline).map(CrcHasher::new),
-            whole: inline.then(|| WholeHasher::new(options.sha256)),
+            whole: inline.then(|| WholeHasher::new(options.whole_md5, options.sha256)),
             whole_crc: options.crc.filter(|_| inline).map(CrcAlgorithm::empty),
             part_md5s: Vec::new(),
             part_crcs: Vec::new(),
@@ -252,7 +254,7 @@ impl Chunker {
     /// A fresh hasher for the whole-object digests the options ask for, for a caller that defers
     /// them (feed it every frame given to [`push`](Self::push), in order).
     pub fn whole_hasher(&self) -> WholeHasher {
-        WholeHasher::new(self.options.sha256)
+        WholeHasher::new(self.options.whole_md5, self.options.sha256)
     }
 
     /// Bytes accepted so far.
@@ -376,123 +378,4 @@ impl Chunker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::{MIB, PlanLimits, plan_parts};
-
-    fn run(data: &[u8], frame: usize, declared: bool) -> (Vec<Part>, ObjectSummary) {
-        let limits = PlanLimits { preferred_part_size: 5 * MIB, max_file_size: 64 * MIB };
-        let plan = plan_parts(declared.then_some(data.len() as u64), &limits).unwrap();
-        let mut chunker = Chunker::new(
-            plan,
-            ChunkerOptions { crc: Some(CrcAlgorithm::Crc32c), part_md5: true, sha256: true, defer: false },
-        );
-        let mut parts = Vec::new();
-        for f in data.chunks(frame.max(1)) {
-            parts.extend(chunker.push(Bytes::copy_from_slice(f)).unwrap());
-        }
-        let (last, summary) = chunker.finish().unwrap();
-        parts.extend(last);
-        (parts, summary)
-    }
-
-    #[test]
-    fn exact_multiple_ends_with_a_full_part() {
-        let data = vec![1u8; 10 * MIB as usize];
-        let (parts, summary) = run(&data, 1 << 20, true);
-        assert_eq!(parts.iter().map(Part::len).collect::<Vec<_>>(), [5 * MIB, 5 * MIB]);
-        assert_eq!(summary.part_count(), 2);
-    }
-
-    #[test]
-    fn empty_input_is_one_empty_part() {
-        let (parts, summary) = run(&[], 1, true);
-        assert_eq!(parts.len(), 1);
-        assert!(parts[0].is_empty());
-        assert_eq!(parts[0].md5, Some(Md5::of(b"")));
-        assert_eq!(summary.md5, Md5::of(b""));
-        assert_eq!(summary.crc, Some(CrcAlgorithm::Crc32c.empty()));
-    }
-
-    #[test]
-    fn a_big_frame_becomes_several_parts_without_copying() {
-        let frame = Bytes::from(vec![9u8; 11 * MIB as usize]);
-        let base = frame.as_ptr();
-        let plan =
-            plan_parts(None, &PlanLimits { preferred_part_size: 5 * MIB, max_file_size: 64 * MIB }).unwrap();
-        let mut chunker = Chunker::new(plan, ChunkerOptions::default());
-        let parts = chunker.push(frame).unwrap();
-        assert_eq!(parts.len(), 2);
-        // Both parts point into the original allocation.
-        assert_eq!(parts[0].data.slices()[0].as_ptr(), base);
-        assert_eq!(parts[1].data.slices()[0].as_ptr(), base.wrapping_add(5 * MIB as usize));
-        let (last, _) = chunker.finish().unwrap();
-        assert_eq!(last.unwrap().len(), MIB);
-    }
-
-    #[test]
-    fn declared_length_is_enforced_both_ways() {
-        let plan = plan_parts(Some(10), &PlanLimits::default()).unwrap();
-        let mut chunker = Chunker::new(plan, ChunkerOptions::default());
-        chunker.push(Bytes::from_static(b"12345")).unwrap();
-        assert_eq!(
-            chunker.push(Bytes::from_static(b"123456")),
-            Err(ChunkError::TooLong { limit: 10, declared: true })
-        );
-        assert_eq!(chunker.finish().unwrap_err(), ChunkError::TooShort { received: 5, declared: 10 });
-    }
-
-    #[test]
-    fn maximum_is_enforced_without_a_declared_length() {
-        let plan = plan_parts(None, &PlanLimits { preferred_part_size: 5 * MIB, max_file_size: 4 }).unwrap();
-        let mut chunker = Chunker::new(plan, ChunkerOptions::default());
-        assert_eq!(
-            chunker.push(Bytes::from_static(b"12345")),
-            Err(ChunkError::TooLong { limit: 4, declared: false })
-        );
-    }
-
-    #[test]
-    fn deferred_hashing_ends_in_the_same_summary() {
-        let data: Vec<u8> = (0..11 * MIB as u32).map(|i| (i % 251) as u8).collect();
-        let (inline_parts, inline) = run(&data, 1 << 16, false);
-        let plan =
-            plan_parts(None, &PlanLimits { preferred_part_size: 5 * MIB, max_file_size: 64 * MIB }).unwrap();
-        let options =
-            ChunkerOptions { crc: Some(CrcAlgorithm::Crc32c), part_md5: true, sha256: true, defer: true };
-        let mut chunker = Chunker::new(plan, options);
-        let mut whole = chunker.whole_hasher();
-        let mut parts = Vec::new();
-        for frame in data.chunks(1 << 16) {
-            whole.update(frame);
-            parts.extend(chunker.push(Bytes::copy_from_slice(frame)).unwrap());
-        }
-        assert_eq!(chunker.whole_hasher().finish(), WholeHasher::new(true).finish());
-        let (last, mut summary) = chunker.finish_with(whole.finish()).unwrap();
-        parts.extend(last);
-        assert!(parts.iter().all(|p| p.md5.is_none() && p.crc.is_none()), "nothing hashed");
-        assert_eq!(summary.multipart_etag(), None);
-        let digests: Vec<_> = parts
-            .iter()
-            .map(|p| {
-                let (md5, crc) = p.data.digests(true, Some(CrcAlgorithm::Crc32c));
-                (p.len(), md5, crc)
-            })
-            .collect();
-        summary.set_part_digests(&digests);
-        assert_eq!(summary, inline);
-        assert_eq!(inline_parts.len(), 3);
-        let deferred = Chunker::new(plan, options);
-        assert_eq!(deferred.finish().unwrap_err(), ChunkError::DigestsDeferred);
-    }
-
-    #[test]
-    fn contiguous_copy_only_when_needed() {
-        let one = Bytes::from_static(b"abc");
-        let mut data = PartData::default();
-        data.push(one.clone());
-        assert_eq!(data.to_contiguous().as_ptr(), one.as_ptr());
-        data.push(Bytes::from_static(b"def"));
-        assert_eq!(&data.to_contiguous()[..], b"abcdef");
-    }
-}
+mod tests;
