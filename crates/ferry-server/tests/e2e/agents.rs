@@ -341,8 +341,11 @@ async fn tampered_state_replayed_code_foreign_verifier_and_redirects_elsewhere_s
     let authorize = browser.start_sign_in(&stack, &link).await;
     let callback = browser.pick(&authorize, "agent-ada").await;
     let state = query(&callback)["state"].clone();
+    // Change the last character to another one (a state that already ends in `0` gets a `1`).
+    let swap = if state.ends_with('0') { '1' } else { '0' };
     let tampered =
-        callback.replace(&format!("state={state}"), &format!("state={}0", &state[..state.len() - 1]));
+        callback.replace(&format!("state={state}"), &format!("state={}{swap}", &state[..state.len() - 1]));
+    assert_ne!(tampered, callback, "the state really changed");
     assert_refused(&browser.get(&tampered).await, 403, "sign_in_failed", &data);
     assert_eq!(stack.platform.state().codes_redeemed(), 0, "the code was not even tried");
 
