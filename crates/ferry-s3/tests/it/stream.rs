@@ -3,14 +3,16 @@
 //! and a body that breaks its plan leave no multipart upload and no object; the part bytes held stay
 //! within `part size × (max_in_flight + 1)`; a dropped upload is cleaned up in the background.
 
-use crate::support::{BUCKET, Fs, PART, config, exists, random_bytes, read_back};
+use crate::support::{
+    BUCKET, Fs, PART, assert_no_upload_or_object, config, exists, frames, random_bytes, read_back,
+};
 use bytes::Bytes;
 use ferry_core::checksum::Md5;
 use ferry_core::chunk::{ChunkError, Chunker, ObjectSummary};
 use ferry_core::plan::{PlanLimits, plan_parts};
 use ferry_s3::{ChecksumMode, Error, Gate, ObjectMeta, ObjectWrite, UploadConfig, Uploader};
 use ferry_sandbox::s3_faults::{Action, FaultProxy, Operation, Rule, Target};
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -28,19 +30,9 @@ fn write(uploader: &Uploader, key: &str, declared: Option<u64>) -> ObjectWrite {
     }
 }
 
-/// `data` as a body of `frame`-byte frames.
-fn frames(data: &Bytes, frame: usize) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + use<> {
-    let data = data.clone();
-    let cuts: Vec<Bytes> =
-        (0..data.len()).step_by(frame).map(|at| data.slice(at..(at + frame).min(data.len()))).collect();
-    futures::stream::iter(cuts.into_iter().map(Ok))
-}
-
 /// Asserts that nothing of `key` is left: no multipart upload, no part, no object.
 async fn assert_nothing_left(fs: &Fs, uploader: &Uploader, key: &str) {
-    uploader.cleanups_settled().await;
-    assert_eq!(fs.server.pending_multipart(), (0, 0), "multipart uploads or parts left behind");
-    assert!(!exists(&fs.client().await, BUCKET, key).await, "{key} must not exist");
+    assert_no_upload_or_object(fs, uploader, key).await;
     assert_eq!(uploader.memory().held(), 0);
 }
 

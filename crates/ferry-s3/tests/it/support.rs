@@ -106,3 +106,22 @@ pub(crate) async fn read_back(client: &Client, bucket: &str, key: &str) -> (Vec<
 pub(crate) async fn exists(client: &Client, bucket: &str, key: &str) -> bool {
     client.head_object().bucket(bucket).key(key).send().await.is_ok()
 }
+
+/// `data` as a body of `frame`-byte frames.
+pub(crate) fn frames(
+    data: &Bytes,
+    frame: usize,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + use<> {
+    let data = data.clone();
+    let cuts: Vec<Bytes> =
+        (0..data.len()).step_by(frame).map(|at| data.slice(at..(at + frame).min(data.len()))).collect();
+    futures::stream::iter(cuts.into_iter().map(Ok))
+}
+
+/// Asserts that nothing of `key` is left once `uploader`'s cleanups settled: no multipart upload,
+/// no part, no object.
+pub(crate) async fn assert_no_upload_or_object(fs: &Fs, uploader: &Uploader, key: &str) {
+    uploader.cleanups_settled().await;
+    assert_eq!(fs.server.pending_multipart(), (0, 0), "multipart uploads or parts left behind");
+    assert!(!exists(&fs.client().await, BUCKET, key).await, "{key} must not exist");
+}

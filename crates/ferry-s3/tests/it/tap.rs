@@ -3,12 +3,11 @@
 //! no multipart upload and no object; a tap slower than S3 holds the body back (the part bytes
 //! held stay within the uploader's bound).
 
-use crate::support::{BUCKET, Fs, PART, config, exists, random_bytes, read_back};
+use crate::support::{BUCKET, Fs, PART, assert_no_upload_or_object, config, frames, random_bytes, read_back};
 use bytes::Bytes;
 use ferry_core::chunk::Chunker;
 use ferry_core::plan::{PlanLimits, plan_parts};
 use ferry_s3::{ChecksumMode, Error, ObjectMeta, ObjectWrite, Tap, Uploader};
-use futures::Stream;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -23,19 +22,6 @@ fn write(uploader: &Uploader, key: &str) -> ObjectWrite {
         ),
         reservation: None,
     }
-}
-
-fn frames(data: &Bytes, frame: usize) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + use<> {
-    let data = data.clone();
-    let cuts: Vec<Bytes> =
-        (0..data.len()).step_by(frame).map(|at| data.slice(at..(at + frame).min(data.len()))).collect();
-    futures::stream::iter(cuts.into_iter().map(Ok))
-}
-
-async fn assert_nothing_left(fs: &Fs, uploader: &Uploader, key: &str) {
-    uploader.cleanups_settled().await;
-    assert_eq!(fs.server.pending_multipart(), (0, 0), "multipart uploads or parts left behind");
-    assert!(!exists(&fs.client().await, BUCKET, key).await, "{key} must not exist");
 }
 
 /// A tap that collects what it reads, and refuses when it sees `needle` (after the end, or at once).
@@ -88,7 +74,7 @@ async fn a_refusal_at_the_end_or_midway_leaves_nothing() {
             .await
             .expect_err("refused");
         assert!(matches!(&error, Error::Rejected(e) if e.to_string().starts_with("found")), "{error:?}");
-        assert_nothing_left(&fs, &uploader, &key).await;
+        assert_no_upload_or_object(&fs, &uploader, &key).await;
     }
 }
 
