@@ -8,7 +8,7 @@
 //! attempt to redirect elsewhere all fail with nothing served; a bearer deployment is unchanged;
 //! Open Messaging gets a bearer fetch URL that Genesys can use.
 
-use crate::harness::{LINK_SECRET, TICKET_SECRET, bytes, curl};
+use crate::harness::{LINK_SECRET, TICKET_SECRET, bytes, curl, ticket};
 use base64::Engine as _;
 use ferry_sandbox::genesys::{GenesysEmulator, GenesysEmulatorConfig};
 use ferry_sandbox::platform::{CodeClient, DEMO_ORGANIZATION_ID, PlatformConfig, PlatformEmulator};
@@ -88,19 +88,10 @@ impl Stack {
 
     /// Uploads `data` for `deployment` with a ticket; the reference.
     async fn upload(&self, deployment: &str, data: &[u8], from: Option<&str>) -> serde_json::Value {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let claims = ferry_server::tickets::Claims {
-            dep: deployment.into(),
-            exp: now + 600,
-            jti: uuid::Uuid::new_v4().to_string(),
-            iat: None,
-            kid: None,
-            max: None,
-            types: None,
-            from: from.map(str::to_owned),
-            reference: None,
-        };
-        let ticket = ferry_server::tickets::mint(TICKET_SECRET.as_bytes(), &claims);
+        let ticket = ticket(|claims| {
+            claims.dep = deployment.into();
+            claims.from = from.map(str::to_owned);
+        });
         let answer = Browser::default()
             .http
             .post(format!("{}/v1/uploads", self.base))

@@ -4,7 +4,7 @@
 //! the SHA-256; a tus upload carries no MD5 either.
 
 use crate::args;
-use crate::harness::{DEPLOYMENT, Harness, MIB, Options, TICKET_SECRET, bytes, sha256_hex};
+use crate::harness::{Harness, MIB, Options, bytes, sha256_hex, ticket};
 use ferry_core::checksum::{CrcAlgorithm, Md5};
 use serde_json::Value;
 use std::path::Path;
@@ -13,27 +13,10 @@ fn crc_only() -> Options {
     Options { toml: vec!["[data_path]".into(), "whole_file_md5 = false".into()], ..Options::default() }
 }
 
-/// A ticket for the e2e deployment, valid ten minutes, the page delivering.
-fn ticket() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let claims = ferry_server::tickets::Claims {
-        dep: DEPLOYMENT.into(),
-        exp: now + 600,
-        jti: uuid::Uuid::new_v4().to_string(),
-        iat: None,
-        kid: None,
-        max: None,
-        types: None,
-        from: None,
-        reference: None,
-    };
-    ferry_server::tickets::mint(TICKET_SECRET.as_bytes(), &claims)
-}
-
 fn ticket_upload(path: &Path, content_md5: Option<Md5>) -> Vec<String> {
     let mut list = args(&[
         "-H",
-        &format!("Authorization: Ferry-Ticket {}", ticket()),
+        &format!("Authorization: Ferry-Ticket {}", ticket(|_| {})),
         "-H",
         "Content-Type: application/pdf",
         "-H",
@@ -142,7 +125,7 @@ async fn a_tus_upload_follows_the_setting() {
         base64::engine::general_purpose::STANDARD.encode(text)
     };
     let created = tus(reqwest::Method::POST, h.ferry.url("/v1/tus/"))
-        .header("Authorization", format!("Ferry-Ticket {}", ticket()))
+        .header("Authorization", format!("Ferry-Ticket {}", ticket(|_| {})))
         .header("Upload-Length", data.len().to_string())
         .header(
             "Upload-Metadata",

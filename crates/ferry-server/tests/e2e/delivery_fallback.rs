@@ -6,7 +6,9 @@
 //! Messaging sends files over its attachment cap as a text with the link, and a caller's
 //! `conversationId` is echoed. Listed by `cargo xtask faults`.
 
-use crate::harness::{Harness, MIB, Options, RawUpload, bytes, open_messaging_ticket, sha256_hex};
+use crate::harness::{
+    Harness, MIB, Options, RawUpload, bytes, open_messaging_ticket, sha256_hex, start_open_messaging,
+};
 use ferry_sandbox::genesys::{Faults, SessionEnd};
 use ferry_sandbox::platform::{PlatformConfig, PlatformEmulator};
 use serde_json::Value;
@@ -315,19 +317,7 @@ async fn open_messaging_upload(case: &str, cap: u64, len: usize) -> (Value, Vec<
     let platform = PlatformEmulator::start(PlatformConfig::with_client("om", "om-secret"))
         .await
         .expect("platform emulator");
-    let toml = vec![format!(
-        "[deployments.om]\ndelivery = \"open-messaging\"\n[deployments.om.open_messaging]\nintegration_id = \"int-1\"\nclient_id = \"om\"\nclient_secret = \"om-secret\"\napi_url = \"{}\"\nlogin_url = \"{}\"\nmax_attachment_bytes = {cap}\n",
-        platform.api_url(),
-        platform.login_url()
-    )];
-    // Genesys fetches the file through the download link, so the link must name where ferry listens.
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let env = vec![
-        ("FERRY_LISTEN", format!("127.0.0.1:{port}")),
-        ("FERRY_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
-    ];
-    let h = Harness::start(case, Options { toml, env, ..Options::default() }).await;
+    let h = start_open_messaging(case, &platform, &format!("max_attachment_bytes = {cap}\n")).await;
     let ticket = open_messaging_ticket("om", "customer-1");
     let data = bytes(b"", len, 17);
     let args = vec![

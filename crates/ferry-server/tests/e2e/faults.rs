@@ -9,6 +9,7 @@
 
 use crate::harness::{
     DEPLOYMENT, Harness, MIB, Options, RawUpload, bytes, localstack, open_messaging_ticket, sha256_hex,
+    start_open_messaging,
 };
 use ferry_sandbox::genesys::Faults;
 use ferry_sandbox::platform::{PlatformConfig, PlatformEmulator};
@@ -196,19 +197,7 @@ async fn open_messaging_case(case: &str, failures: usize, expect: Expect) -> Row
         .await
         .expect("platform emulator");
     platform.state().fail_next_token_requests(failures, 503);
-    let toml = vec![format!(
-        "[deployments.om]\ndelivery = \"open-messaging\"\n[deployments.om.open_messaging]\nintegration_id = \"int-1\"\nclient_id = \"om\"\nclient_secret = \"om-secret\"\napi_url = \"{}\"\nlogin_url = \"{}\"\n",
-        platform.api_url(),
-        platform.login_url()
-    )];
-    // Genesys fetches the file through the download link, so the link must name where ferry listens.
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let env = vec![
-        ("FERRY_LISTEN", format!("127.0.0.1:{port}")),
-        ("FERRY_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
-    ];
-    let h = Harness::start("faults", Options { toml, env, ..Options::default() }).await;
+    let h = start_open_messaging("faults", &platform, "").await;
     let ticket = open_messaging_ticket("om", "customer-1");
     let data = bytes(b"", 256 * 1024, 7);
     let args: Vec<String> = vec![

@@ -18,21 +18,49 @@ pub(crate) const DEPLOYMENT: &str = DEMO_DEPLOYMENT_ID;
 /// Shared with "site backends" (`ferry ticket`).
 pub(crate) const TICKET_SECRET: &str = "e2e-ticket-secret-0123456789abcdef-not-for-production";
 
-/// A ticket for deployment `dep` naming the Open Messaging customer `from`, valid ten minutes.
-pub(crate) fn open_messaging_ticket(dep: &str, from: &str) -> String {
+/// A ticket signed with [`TICKET_SECRET`] for [`DEPLOYMENT`], valid ten minutes, unique, unless
+/// `edit` changes its claims.
+pub(crate) fn ticket(edit: impl FnOnce(&mut ferry_server::tickets::Claims)) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let claims = ferry_server::tickets::Claims {
-        dep: dep.into(),
+    let mut claims = ferry_server::tickets::Claims {
+        dep: DEPLOYMENT.into(),
         exp: now + 600,
         jti: uuid::Uuid::new_v4().to_string(),
-        iat: None,
-        kid: None,
-        max: None,
-        types: None,
-        from: Some(from.into()),
-        reference: None,
+        ..ferry_server::tickets::Claims::default()
     };
+    edit(&mut claims);
     ferry_server::tickets::mint(TICKET_SECRET.as_bytes(), &claims)
+}
+
+/// A ticket for deployment `dep` naming the Open Messaging customer `from`, valid ten minutes.
+pub(crate) fn open_messaging_ticket(dep: &str, from: &str) -> String {
+    ticket(|claims| {
+        claims.dep = dep.into();
+        claims.from = Some(from.into());
+    })
+}
+
+/// Starts a harness for `case` with the Open Messaging deployment `om` (client `om`) served by
+/// `platform`; `extra` is appended to its `[deployments.om.open_messaging]` table. ferry listens on
+/// a port chosen here and names it as its public URL, since Genesys fetches files through the
+/// download link.
+pub(crate) async fn start_open_messaging(
+    case: &str,
+    platform: &ferry_sandbox::platform::PlatformEmulator,
+    extra: &str,
+) -> Harness {
+    let toml = vec![format!(
+        "[deployments.om]\ndelivery = \"open-messaging\"\n[deployments.om.open_messaging]\nintegration_id = \"int-1\"\nclient_id = \"om\"\nclient_secret = \"om-secret\"\napi_url = \"{}\"\nlogin_url = \"{}\"\n{extra}",
+        platform.api_url(),
+        platform.login_url()
+    )];
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let env = vec![
+        ("FERRY_LISTEN", format!("127.0.0.1:{port}")),
+        ("FERRY_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+    ];
+    Harness::start(case, Options { toml, env, ..Options::default() }).await
 }
 pub(crate) const LINK_SECRET: &str = "e2e-link-secret-0123456789abcdef-not-for-production";
 /// ferry's public host in download links; curl is pointed at the real port with `--connect-to`.

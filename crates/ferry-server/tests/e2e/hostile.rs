@@ -6,9 +6,7 @@
 //! upload in progress, nothing in any conversation, no emulator violation, and ferry still
 //! serving a normal upload. Prints a table of case → expected → got (`--nocapture`).
 
-use crate::harness::{
-    DEPLOYMENT, Harness, LINK_SECRET, MIB, Options, PUBLIC_HOST, TICKET_SECRET, bytes, curl,
-};
+use crate::harness::{DEPLOYMENT, Harness, LINK_SECRET, MIB, Options, PUBLIC_HOST, bytes, curl, ticket};
 use ferry_server::links::{LinkSigner, file_id};
 use ferry_server::tickets::{Claims, mint};
 use serde_json::Value;
@@ -243,23 +241,6 @@ fn get(path: &str) -> Vec<u8> {
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs()
-}
-
-/// A ticket for the harness's deployment, valid for ten minutes unless `edit` says otherwise.
-fn ticket(edit: impl FnOnce(&mut Claims)) -> String {
-    let mut claims = Claims {
-        dep: DEPLOYMENT.into(),
-        exp: now() + 600,
-        jti: uuid::Uuid::new_v4().to_string(),
-        iat: None,
-        kid: None,
-        max: None,
-        types: None,
-        from: None,
-        reference: None,
-    };
-    edit(&mut claims);
-    mint(TICKET_SECRET.as_bytes(), &claims)
 }
 
 fn ticket_header(ticket: &str) -> String {

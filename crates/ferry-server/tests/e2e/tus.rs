@@ -598,19 +598,7 @@ async fn an_open_messaging_ticket_upload_is_sent_once_with_its_digest() {
     let platform = PlatformEmulator::start(PlatformConfig::with_client("om", "om-secret"))
         .await
         .expect("platform emulator");
-    let toml = vec![format!(
-        "[deployments.om]\ndelivery = \"open-messaging\"\n[deployments.om.open_messaging]\nintegration_id = \"int-1\"\nclient_id = \"om\"\nclient_secret = \"om-secret\"\napi_url = \"{}\"\nlogin_url = \"{}\"\n",
-        platform.api_url(),
-        platform.login_url()
-    )];
-    // Genesys fetches the file through the download link, so the link must name where ferry listens.
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let env = vec![
-        ("FERRY_LISTEN", format!("127.0.0.1:{port}")),
-        ("FERRY_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
-    ];
-    let h = Harness::start("tus-om", Options { toml, env, ..Options::default() }).await;
+    let h = crate::harness::start_open_messaging("tus-om", &platform, "").await;
     let tus = Tus::new();
     let data = bytes(b"", 300_000, 23);
     let ticket = crate::harness::open_messaging_ticket("om", "customer-1");
