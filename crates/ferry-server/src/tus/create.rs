@@ -7,13 +7,12 @@
 use super::{
     Binding, Delivery, TusApp, check_version, error_response, from_resumable, http_date, tus_headers,
 };
-use crate::admission::ClientAddr;
 use crate::error::{AppError, ErrorCode};
 use crate::request_id::ReqId;
 use crate::state::AppState;
 use crate::upload::auth::{self, Caller};
 use crate::upload::declared::{Declared, TypePolicy, check_caption};
-use crate::upload::{deliver, reference};
+use crate::upload::{Admitted, admit};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -42,14 +41,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, AppError
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     check_version(headers)?;
-    let peer = parts.extensions.get::<ClientAddr>().copied();
-    state.admission.check_client(state.admission.client_ip(headers, peer))?;
-    let caller = auth::authorise(state, headers)?;
-    let destination = auth::destination(state, &caller)?;
-    auth::check_guest(state, &caller, &destination, 0)?;
-    deliver::precheck(&destination, &caller)?;
-    let conversation_id = reference::conversation_id_from_query(parts.uri.query())?;
-    let max_size = caller.max_size(&destination);
+    let Admitted { caller, destination, conversation_id, max_size, .. } = admit(state, &parts)?;
     let length = upload_length(headers)?;
     if length.is_some_and(|len| len > max_size) {
         return Err(AppError::too_large(max_size));

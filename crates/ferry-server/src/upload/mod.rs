@@ -67,8 +67,22 @@ pub async fn upload(State(state): State<AppState>, ReqId(request_id): ReqId, req
     }
 }
 
-async fn handle(state: &AppState, request: Request) -> Result<AttachmentReference, AppError> {
-    let (parts, body) = request.into_parts();
+/// Who asks, for which deployment, and what they may send: the checks `POST /v1/uploads` and tus
+/// creation make, in this order, before reading their own headers.
+pub(crate) struct Admitted {
+    /// The connection's peer (the client address is derived from it and the headers).
+    pub(crate) peer: Option<ClientAddr>,
+    pub(crate) caller: Caller,
+    pub(crate) destination: Arc<Destination>,
+    /// The caller's `conversationId` (query), echoed in the reference.
+    pub(crate) conversation_id: Option<String>,
+    /// The largest file the caller may send.
+    pub(crate) max_size: u64,
+}
+
+/// The client's admission, the caller's credentials, its deployment, a guest's standing, the
+/// delivery's precheck and the `conversationId` of the query.
+pub(crate) fn admit(state: &AppState, parts: &http::request::Parts) -> Result<Admitted, AppError> {
     let headers = &parts.headers;
     let peer = parts.extensions.get::<ClientAddr>().copied();
     state.admission.check_client(state.admission.client_ip(headers, peer))?;
@@ -78,6 +92,13 @@ async fn handle(state: &AppState, request: Request) -> Result<AttachmentReferenc
     deliver::precheck(&destination, &caller)?;
     let conversation_id = reference::conversation_id_from_query(parts.uri.query())?;
     let max_size = caller.max_size(&destination);
+    Ok(Admitted { peer, caller, destination, conversation_id, max_size })
+}
+
+async fn handle(state: &AppState, request: Request) -> Result<AttachmentReference, AppError> {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let Admitted { peer, caller, destination, conversation_id, max_size } = admit(state, &parts)?;
     let framing = Framing::from_headers(headers, max_size)?;
     let digests = Digests::from_headers(headers)?;
     // A raw upload's name and type are in its headers: check them before anything else is spent.
