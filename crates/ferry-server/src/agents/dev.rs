@@ -55,12 +55,7 @@ async fn letter(
         dep: deployment.into(),
         exp: now + 300,
         jti: uuid::Uuid::new_v4().to_string(),
-        iat: None,
-        kid: None,
-        max: None,
-        types: None,
-        from: None,
-        reference: None,
+        ..crate::tickets::Claims::default()
     };
     let ticket = crate::tickets::mint(ticket_secret.as_bytes(), &claims);
     let text = format!("ferry demo letter {n} for {deployment}, {}\n", uuid::Uuid::new_v4());

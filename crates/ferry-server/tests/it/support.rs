@@ -139,12 +139,8 @@ impl Ferry {
             dep: DEPLOYMENT.into(),
             exp: self.state.now_unix() + 600,
             jti: uuid::Uuid::new_v4().to_string(),
-            iat: None,
-            kid: None,
-            max: None,
-            types: None,
-            from: None,
             reference: Some("case-42".into()),
+            ..ferry_server::tickets::Claims::default()
         };
         adjust(&mut claims);
         ferry_server::tickets::mint(ferry_server::dev::DEV_TICKET_SECRET.as_bytes(), &claims)
