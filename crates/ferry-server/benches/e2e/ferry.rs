@@ -25,8 +25,13 @@ impl FerrySetup {
         Self { checksum, data_path }
     }
 
-    /// The TOML file for `bench`'s server.
+    /// The TOML file for `bench`'s server, a fresh link key.
     fn config(&self, bench: &Bench<'_>) -> String {
+        self.config_with_link_key(bench, &uuid::Uuid::new_v4().simple().to_string().repeat(2))
+    }
+
+    /// The TOML file for `bench`'s server with the link key `link` (replicas share one).
+    pub(crate) fn config_with_link_key(&self, bench: &Bench<'_>, link: &str) -> String {
         let server = bench.server;
         format!(
             "listen = \"127.0.0.1:0\"\nlink_secret = \"{link}\"\nticket_secret = \"{TICKET_SECRET}\"\n\n\
@@ -36,7 +41,6 @@ impl FerrySetup {
              [admission]\nper_client_per_minute = 0\n\n\
              [data_path]\nmax_uploads_per_client = 0\n{data_path}\n\
              [deployments.\"{DEPLOYMENT}\"]\ndelivery = \"link\"\n",
-            link = uuid::Uuid::new_v4().simple().to_string().repeat(2),
             endpoint = server.endpoint,
             ak = server.access_key,
             sk = server.secret_key,
@@ -67,18 +71,14 @@ fn extra_env() -> Vec<(String, String)> {
 }
 
 /// A fresh single-use ticket.
-fn ticket() -> String {
+pub(crate) fn ticket() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     let claims = ferry_server::tickets::Claims {
         dep: DEPLOYMENT.into(),
         exp: now + 3000,
         jti: uuid::Uuid::new_v4().to_string(),
         iat: Some(now),
-        kid: None,
-        max: None,
-        types: None,
-        from: None,
-        reference: None,
+        ..ferry_server::tickets::Claims::default()
     };
     ferry_server::tickets::mint(TICKET_SECRET.as_bytes(), &claims)
 }

@@ -9,9 +9,8 @@
 //! library. CPU is the three replicas' together; RSS the largest replica's.
 
 use crate::cases::{Bench, Case, Goal, Kind, MIB, Measured, Rss, check_and_remove};
-use crate::ferry::FerrySetup;
+use crate::ferry::{FerrySetup, ticket};
 use crate::procfs;
-use crate::servers::BUCKET;
 use ferry_testkit::balancer::{self, Balancer};
 use ferry_testkit::process::{Ferry, FerryCommand};
 use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
@@ -19,50 +18,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const DEPLOYMENT: &str = "bench-tus-deployment";
-const TICKET_SECRET: &str = "bench-tus-ticket-secret-0123456789abcdef-not-for-production";
+/// One link key for all three replicas: each verifies the upload URLs the others signed.
+const LINK_KEY: &str = "bench-tus-link-secret-0123456789abcdef-shared-by-replicas";
 /// The label of the row (and the word `FERRY_BENCH_ONLY` selects it by).
 pub(crate) const LABEL: &str = "tus via HAProxy, 3 replicas";
 
 /// The PATCH size.
 fn patch_bytes() -> u64 {
     std::env::var("FERRY_BENCH_TUS_PATCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(64) * MIB
-}
-
-fn config(bench: &Bench<'_>, setup: &FerrySetup) -> String {
-    let server = bench.server;
-    format!(
-        "listen = \"127.0.0.1:0\"\nlink_secret = \"{link}\"\nticket_secret = \"{TICKET_SECRET}\"\n\n\
-         [tickets]\nsingle_process = true\n\n\
-         [s3]\nbucket = \"{BUCKET}\"\nendpoint = \"{endpoint}\"\npath_style = true\n\
-         access_key_id = \"{ak}\"\nsecret_access_key = \"{sk}\"\nchecksum = \"{checksum}\"\n\n\
-         [admission]\nper_client_per_minute = 0\n\n\
-         [data_path]\nmax_uploads_per_client = 0\n{data_path}\n\
-         [deployments.\"{DEPLOYMENT}\"]\ndelivery = \"link\"\n",
-        // One link key for all three: each replica verifies the upload URLs the others signed.
-        link = "bench-tus-link-secret-0123456789abcdef-shared-by-replicas",
-        endpoint = server.endpoint,
-        ak = server.access_key,
-        sk = server.secret_key,
-        checksum = setup.checksum,
-        data_path = setup.data_path,
-    )
-}
-
-fn ticket() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let claims = ferry_server::tickets::Claims {
-        dep: DEPLOYMENT.into(),
-        exp: now + 3000,
-        jti: uuid::Uuid::new_v4().to_string(),
-        iat: Some(now),
-        kid: None,
-        max: None,
-        types: None,
-        from: None,
-        reference: None,
-    };
-    ferry_server::tickets::mint(TICKET_SECRET.as_bytes(), &claims)
 }
 
 /// An answer: status, headers (lower-case names) and body.
@@ -167,7 +130,7 @@ fn upload(addr: SocketAddr, file: &Path, size: u64) -> Result<(String, usize), S
 pub(crate) async fn run(bench: &Bench<'_>, setup: &FerrySetup, file: &Path, mib: u64) -> Measured {
     let server = bench.server;
     let config_file = bench.dir.join("ferry-tus.toml");
-    std::fs::write(&config_file, config(bench, setup)).expect("ferry config");
+    std::fs::write(&config_file, setup.config_with_link_key(bench, LINK_KEY)).expect("ferry config");
     let public = balancer::free_port();
     let mut replicas: Vec<Ferry> = Vec::new();
     for i in 0..3 {
