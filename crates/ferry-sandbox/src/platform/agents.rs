@@ -17,7 +17,7 @@ use super::api::error_body;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -302,12 +302,7 @@ pub(super) fn exchange(state: &PlatformState, basic: Option<(String, String)>, b
 
 /// The demo agent a user token belongs to.
 fn agent(state: &PlatformState, headers: &HeaderMap) -> Result<DemoAgent, Box<Response>> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
+    let bearer = super::api::bearer_token(headers);
     let mut inner = state.lock();
     inner.api_requests += 1;
     let found = bearer

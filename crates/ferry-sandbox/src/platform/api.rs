@@ -33,6 +33,16 @@ fn too_many_requests(retry_after_secs: u64) -> Response {
     response
 }
 
+/// The token of an `Authorization: Bearer …` header (the scheme in any case), if there is one.
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+}
+
 /// Checks the bearer token and serves scripted API faults; `Ok(client id)` or the error response.
 pub(super) fn authenticate(state: &PlatformState, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let (client_id, fault) = {
@@ -46,12 +56,7 @@ pub(super) fn authenticate(state: &PlatformState, headers: &HeaderMap) -> Result
                 .unwrap_or_default();
             return Err(Box::new(too_many_requests(reset.as_secs().max(1))));
         }
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_owned());
+        let bearer = bearer_token(headers);
         let Some(bearer) = bearer else {
             return Err(Box::new(error_body(
                 StatusCode::UNAUTHORIZED,
