@@ -7,12 +7,12 @@
 //
 // Environment: FERRY_BIN (the ferry binary, required), FERRY_CHROMIUM (default /usr/bin/chromium).
 
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { CHROMIUM_ARGS, startFerry, stopFerry } from "./dev-server.mjs";
+import { CHROMIUM_ARGS, runTest, startFerry, tearDown } from "./dev-server.mjs";
 
 const FERRY_BIN = process.env.FERRY_BIN;
 const CHROMIUM = process.env.FERRY_CHROMIUM || "/usr/bin/chromium";
@@ -107,17 +107,8 @@ async function main() {
     await olga.context.close();
     console.log(`agents links verified in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
-    if (browser) await browser.close();
-    if (ferry) await stopFerry(ferry.child);
-    await rm(dataDir, { recursive: true, force: true });
+    await tearDown(browser, ferry, dataDir);
   }
 }
 
-main().then(
-  () => console.log("browser agents: 1 passed, 0 failed"),
-  (error) => {
-    console.error(error && error.stack ? error.stack : error);
-    console.log("browser agents: 0 passed, 1 failed");
-    process.exitCode = 1;
-  },
-);
+runTest("browser agents", main);

@@ -7,86 +7,23 @@
 // Environment: FERRY_BIN (the ferry binary, required), FERRY_CHROMIUM (default /usr/bin/chromium),
 // FERRY_SCREENSHOT (default <tmp>/ferry-demo-page.png).
 
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
+import { CHROMIUM_ARGS, runTest, startFerry, tearDown } from "./dev-server.mjs";
 
 const FERRY_BIN = process.env.FERRY_BIN;
 const CHROMIUM = process.env.FERRY_CHROMIUM || "/usr/bin/chromium";
 const SCREENSHOT = process.env.FERRY_SCREENSHOT || join(tmpdir(), "ferry-demo-page.png");
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
 // A name that must survive percent-encoding (spaces, accents, quote) and must be shown as text,
 // never as markup: if the page put it into innerHTML, an <img> would appear and its onerror fire.
 const FILE_NAME = "rapport d'été <img src=x onerror=window.__xss=1>.txt";
 const CAPTION = "Here is the report you asked for";
 // 3 MiB of text: big enough for several progress events, small enough for a native attachment.
 const FILE_BYTES = Buffer.alloc(3 * 1024 * 1024, "ferry carries large files into Genesys conversations.\n");
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts `ferry dev` and resolves with its URL once it says it is running. */
-async function startFerry(dataDir) {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const child = spawn(FERRY_BIN, ["dev", "--listen", `127.0.0.1:${port}`, "--data", dataDir], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "warn" },
-    });
-    let output = "";
-    const ready = await new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), 60_000);
-      const onData = (chunk) => {
-        output += chunk;
-        if (output.includes("ferry dev is running")) {
-          clearTimeout(timer);
-          resolve(true);
-        }
-      };
-      child.stdout.on("data", onData);
-      child.stderr.on("data", (chunk) => { output += chunk; });
-      child.once("exit", () => { clearTimeout(timer); resolve(false); });
-    });
-    if (ready) return { child, url: `http://127.0.0.1:${port}` };
-    child.kill("SIGKILL");
-    // Another process may have taken the port between our probe and ferry's bind: try again.
-    if (attempt >= 3 || !/binding|address/i.test(output)) {
-      throw new Error(`ferry dev did not start:\n${output}`);
-    }
-  }
-}
-
-async function stopFerry(child) {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGINT");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
 
 async function main() {
   assert.ok(FERRY_BIN, "set FERRY_BIN to the ferry binary (cargo xtask browser does)");
@@ -95,7 +32,7 @@ async function main() {
   let ferry;
   let browser;
   try {
-    ferry = await startFerry(dataDir);
+    ferry = await startFerry(FERRY_BIN, dataDir);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const problems = [];
@@ -180,17 +117,8 @@ async function main() {
     console.log(`screenshot: ${SCREENSHOT}`);
     console.log(`demo page upload of ${FILE_BYTES.length} bytes verified in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
-    if (browser) await browser.close();
-    if (ferry) await stopFerry(ferry.child);
-    await rm(dataDir, { recursive: true, force: true });
+    await tearDown(browser, ferry, dataDir);
   }
 }
 
-main().then(
-  () => console.log("browser: 1 passed, 0 failed"),
-  (error) => {
-    console.error(error && error.stack ? error.stack : error);
-    console.log("browser: 0 passed, 1 failed");
-    process.exitCode = 1;
-  },
-);
+runTest("browser", main);

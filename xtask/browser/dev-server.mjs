@@ -1,8 +1,8 @@
 // `ferry dev` for the browser tests: started on a free loopback port with its own data folder and
-// stopped with SIGINT (SIGKILL after 15 s). Shared by resume.test.mjs; demo.test.mjs keeps its own
-// copy.
+// stopped with SIGINT (SIGKILL after 15 s). Shared by the demo, resume and agents tests.
 
 import { spawn } from "node:child_process";
+import { rm } from "node:fs/promises";
 import { createServer } from "node:net";
 
 export const CHROMIUM_ARGS = [
@@ -65,4 +65,23 @@ export async function stopFerry(child) {
   const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
   await exited;
   clearTimeout(timer);
+}
+
+/** The end of every test, passed or not: the browser closed, `ferry dev` stopped, its data gone. */
+export async function tearDown(browser, ferry, dataDir) {
+  if (browser) await browser.close();
+  if (ferry) await stopFerry(ferry.child);
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+/** Runs `main` and prints `<label>: 1 passed, 0 failed` (or the error and `0 passed, 1 failed`). */
+export function runTest(label, main) {
+  main().then(
+    () => console.log(`${label}: 1 passed, 0 failed`),
+    (error) => {
+      console.error(error && error.stack ? error.stack : error);
+      console.log(`${label}: 0 passed, 1 failed`);
+      process.exitCode = 1;
+    },
+  );
 }

@@ -9,12 +9,12 @@
 // FERRY_SCREENSHOT (default <tmp>/ferry-resume-page.png).
 
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdtemp, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { CHROMIUM_ARGS, startFerry, stopFerry } from "./dev-server.mjs";
+import { CHROMIUM_ARGS, runTest, startFerry, tearDown } from "./dev-server.mjs";
 
 const FERRY_BIN = process.env.FERRY_BIN;
 const CHROMIUM = process.env.FERRY_CHROMIUM || "/usr/bin/chromium";
@@ -140,17 +140,8 @@ async function main() {
     console.log(`resumed at ${resumedAt} of ${SIZE} bytes after a reload at ${before} %; ` +
       `verified in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
-    if (browser) await browser.close();
-    if (ferry) await stopFerry(ferry.child);
-    await rm(dataDir, { recursive: true, force: true });
+    await tearDown(browser, ferry, dataDir);
   }
 }
 
-main().then(
-  () => console.log("browser resume: 1 passed, 0 failed"),
-  (error) => {
-    console.error(error && error.stack ? error.stack : error);
-    console.log("browser resume: 0 passed, 1 failed");
-    process.exitCode = 1;
-  },
-);
+runTest("browser resume", main);
