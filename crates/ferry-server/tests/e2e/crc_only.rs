@@ -89,15 +89,7 @@ async fn a_guest_upload_without_the_md5_is_delivered_natively_checked_by_its_sha
     let h = Harness::start("crc-only-guest", crc_only()).await;
     let data = bytes(b"%PDF-1.7\n", 300 * 1024, 52);
     let path = h.file("upload.pdf", &data);
-    let mut request = h.guest();
-    request.extend(args(&[
-        "-H",
-        "Content-Type: application/pdf",
-        "-H",
-        "X-File-Name: upload.pdf",
-        "--data-binary",
-        &format!("@{}", path.display()),
-    ]));
+    let request = h.guest_file_upload(&path, "application/pdf", "upload.pdf");
     let reply = h.post(&request, None).await;
     assert_eq!(reply.status, 201, "{reply:?}");
     let reference = reply.json();

@@ -124,15 +124,7 @@ async fn a_file_over_the_native_limit_is_sent_as_a_link_that_downloads_the_same_
     // 12 MiB: three 5 MiB parts, over the emulator deployment's 10240 KB attachment limit.
     let data = bytes(b"", 12 * MIB, 3);
     let path = h.file("site-survey.bin", &data);
-    let mut request = h.guest();
-    request.extend(args(&[
-        "-H",
-        "Content-Type: application/octet-stream",
-        "-H",
-        "X-File-Name: site-survey.bin",
-        "--data-binary",
-        &format!("@{}", path.display()),
-    ]));
+    let request = h.guest_file_upload(&path, "application/octet-stream", "site-survey.bin");
     let reply = h.post(&request, None).await;
     assert_eq!(reply.status, 201, "{reply:?}");
     let reference = reply.json();

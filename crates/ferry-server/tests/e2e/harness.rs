@@ -175,6 +175,21 @@ impl Harness {
         ]
     }
 
+    /// curl arguments for a guest's raw upload of the file at `path`, sent as `content_type` named
+    /// `name`.
+    pub(crate) fn guest_file_upload(&self, path: &Path, content_type: &str, name: &str) -> Vec<String> {
+        let mut request = self.guest();
+        request.extend(crate::args(&[
+            "-H",
+            &format!("Content-Type: {content_type}"),
+            "-H",
+            &format!("X-File-Name: {name}"),
+            "--data-binary",
+            &format!("@{}", path.display()),
+        ]));
+        request
+    }
+
     /// Writes `data` to a file in the harness's folder.
     pub(crate) fn file(&self, name: &str, data: &[u8]) -> PathBuf {
         let path = self.dir.path().join(name);

@@ -48,15 +48,7 @@ async fn over_the_size_limit_is_413_and_leaves_nothing() {
 
     // Declared too large: refused before the body is read.
     let path = h.file("too-big.bin", &data);
-    let mut request = h.guest();
-    request.extend(args(&[
-        "-H",
-        "Content-Type: application/octet-stream",
-        "-H",
-        "X-File-Name: too-big.bin",
-        "--data-binary",
-        &format!("@{}", path.display()),
-    ]));
+    let request = h.guest_file_upload(&path, "application/octet-stream", "too-big.bin");
     let reply = h.post(&request, None).await;
     reply.assert_error(413, "payload_too_large");
     h.assert_nothing_stored().await;
