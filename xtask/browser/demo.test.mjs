@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { CHROMIUM_ARGS, runTest, startFerry, tearDown } from "./dev-server.mjs";
+import { CHROMIUM_ARGS, recordProgress, runTest, startFerry, tearDown } from "./dev-server.mjs";
 
 const FERRY_BIN = process.env.FERRY_BIN;
 const CHROMIUM = process.env.FERRY_CHROMIUM || "/usr/bin/chromium";
@@ -45,15 +45,7 @@ async function main() {
       return dialog.dismiss();
     });
     // Progress as the page reports it: every value the page writes into the <progress> bar.
-    const progress = [];
-    await page.exposeFunction("__progress", (value) => progress.push(value));
-    await page.addInitScript(() => {
-      const value = Object.getOwnPropertyDescriptor(HTMLProgressElement.prototype, "value");
-      Object.defineProperty(HTMLProgressElement.prototype, "value", {
-        get() { return value.get.call(this); },
-        set(v) { value.set.call(this, v); window.__progress(Number(v)); },
-      });
-    });
+    const progress = await recordProgress(page);
 
     const response = await page.goto(`${ferry.url}/`);
     assert.equal(response.status(), 200, "the demo page is served at /");

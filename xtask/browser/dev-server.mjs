@@ -85,3 +85,17 @@ export function runTest(label, main) {
     },
   );
 }
+
+/** Every value `page` writes into a `<progress>` bar, in order (the array fills as the page runs). */
+export async function recordProgress(page) {
+  const progress = [];
+  await page.exposeFunction("__progress", (value) => progress.push(value));
+  await page.addInitScript(() => {
+    const value = Object.getOwnPropertyDescriptor(HTMLProgressElement.prototype, "value");
+    Object.defineProperty(HTMLProgressElement.prototype, "value", {
+      get() { return value.get.call(this); },
+      set(v) { value.set.call(this, v); window.__progress(Number(v)); },
+    });
+  });
+  return progress;
+}

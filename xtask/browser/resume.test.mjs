@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { CHROMIUM_ARGS, runTest, startFerry, tearDown } from "./dev-server.mjs";
+import { CHROMIUM_ARGS, recordProgress, runTest, startFerry, tearDown } from "./dev-server.mjs";
 
 const FERRY_BIN = process.env.FERRY_BIN;
 const CHROMIUM = process.env.FERRY_CHROMIUM || "/usr/bin/chromium";
@@ -63,15 +63,7 @@ async function main() {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const problems = [];
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-    const progress = [];
-    await page.exposeFunction("__progress", (value) => progress.push(value));
-    await page.addInitScript(() => {
-      const value = Object.getOwnPropertyDescriptor(HTMLProgressElement.prototype, "value");
-      Object.defineProperty(HTMLProgressElement.prototype, "value", {
-        get() { return value.get.call(this); },
-        set(v) { value.set.call(this, v); window.__progress(Number(v)); },
-      });
-    });
+    const progress = await recordProgress(page);
     const cdp = await page.context().newCDPSession(page);
     await cdp.send("Network.enable");
 
