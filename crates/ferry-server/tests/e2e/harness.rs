@@ -18,6 +18,19 @@ pub(crate) const DEPLOYMENT: &str = DEMO_DEPLOYMENT_ID;
 /// Shared with "site backends" (`ferry ticket`).
 pub(crate) const TICKET_SECRET: &str = "e2e-ticket-secret-0123456789abcdef-not-for-production";
 
+/// A ticket for [`DEPLOYMENT`] minted by `ferry ticket --secret <secret>` and `extra` arguments, as
+/// a site backend mints one (`FERRY_TICKET_SECRET` unset for it).
+pub(crate) fn ferry_ticket(secret: &str, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["ticket", "--deployment", DEPLOYMENT, "--secret", secret])
+        .args(extra)
+        .env_remove("FERRY_TICKET_SECRET")
+        .output()
+        .expect("ferry ticket runs");
+    assert!(out.status.success(), "ferry ticket failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
 /// A ticket signed with [`TICKET_SECRET`] for [`DEPLOYMENT`], valid ten minutes, unique, unless
 /// `edit` changes its claims.
 pub(crate) fn ticket(edit: impl FnOnce(&mut ferry_server::tickets::Claims)) -> String {

@@ -5,23 +5,16 @@
 
 use crate::args;
 use crate::harness::{
-    DEPLOYMENT, Ferry, Harness, LINK_SECRET, Options, PUBLIC_HOST, Reply, TICKET_SECRET, curl,
+    DEPLOYMENT, Ferry, Harness, LINK_SECRET, Options, PUBLIC_HOST, Reply, TICKET_SECRET, curl, ferry_ticket,
 };
 use ferry_server::links::{LinkSigner, file_id};
-use std::process::Command;
 
 const K1: &str = "e2e-link-key-one-0123456789abcdef-retired";
 const K2: &str = "e2e-link-key-two-0123456789abcdef-current";
 
 /// `ferry ticket` (with `iat`), as a site backend mints one.
 fn mint() -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["ticket", "--deployment", DEPLOYMENT, "--secret", TICKET_SECRET, "--ttl", "300"])
-        .env_remove("FERRY_TICKET_SECRET")
-        .output()
-        .expect("ferry ticket runs");
-    assert!(out.status.success(), "ferry ticket failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    ferry_ticket(TICKET_SECRET, &["--ttl", "300"])
 }
 
 /// A small upload with `ticket` to `ferry`.

@@ -3,19 +3,11 @@
 //! allows.
 
 use crate::args;
-use crate::harness::{DEPLOYMENT, Harness, Options, TICKET_SECRET, bytes};
-use std::process::Command;
+use crate::harness::{DEPLOYMENT, Harness, Options, TICKET_SECRET, bytes, ferry_ticket};
 
 /// Runs `ferry ticket` with `extra` arguments and returns the ticket.
 fn mint(secret: &str, extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["ticket", "--deployment", DEPLOYMENT, "--secret", secret])
-        .args(extra)
-        .env_remove("FERRY_TICKET_SECRET")
-        .output()
-        .expect("ferry ticket runs");
-    assert!(out.status.success(), "ferry ticket failed: {}", String::from_utf8_lossy(&out.stderr));
-    let ticket = String::from_utf8(out.stdout).expect("utf-8").trim().to_owned();
+    let ticket = ferry_ticket(secret, extra);
     assert!(ticket.starts_with("v1."), "a v1 ticket");
     ticket
 }

@@ -5,25 +5,17 @@
 //! completion delivered exactly once (the reference on `GET`). Real clients (tuspy,
 //! tus-js-client, Uppy) are tested elsewhere.
 
-use crate::harness::{DEPLOYMENT, Harness, MIB, Options, TICKET_SECRET, bytes};
+use crate::harness::{DEPLOYMENT, Harness, MIB, Options, TICKET_SECRET, bytes, ferry_ticket};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ferry_testkit::process::Ferry;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
 
 /// A `ferry ticket` for the e2e deployment.
 fn ticket(extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["ticket", "--deployment", DEPLOYMENT, "--secret", TICKET_SECRET])
-        .args(extra)
-        .env_remove("FERRY_TICKET_SECRET")
-        .output()
-        .expect("ferry ticket runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    ferry_ticket(TICKET_SECRET, extra)
 }
 
 fn b64(text: &str) -> String {
