@@ -17,6 +17,8 @@ pub(crate) enum Goal {
     Default,
     /// ferry's configuration where the CRC modes cannot run (s3s-fs: `md5`, as `ferry dev`).
     DefaultWithoutCrc,
+    /// The CRC-only configuration: the default mode without the whole-file MD5.
+    CrcOnly,
     /// `aws s3 cp`, the baseline.
     Baseline,
     /// One unsigned PUT: the S3 server's ingest ceiling.
@@ -56,6 +58,7 @@ pub(crate) fn cases(server: &Server) -> Vec<Case> {
     let mut all = Vec::new();
     if server.flexible_checksums {
         all.push(crc("ferry crc64nvme (default)", "crc64nvme", "", Goal::Default));
+        all.push(crc("ferry crc64nvme, CRC only", "crc64nvme", "whole_file_md5 = false", Goal::CrcOnly));
         all.push(crc("ferry crc32c", "crc32c", "", Goal::None));
     }
     let md5_goal = if server.flexible_checksums { Goal::None } else { Goal::DefaultWithoutCrc };

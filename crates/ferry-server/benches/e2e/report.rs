@@ -83,6 +83,15 @@ pub(crate) fn goals(
             verdict(ferry.cpu_per_gib() <= 2.0)
         );
     }
+    for row in sizes.iter().filter_map(|&s| find(rows, Goal::CrcOnly, s)) {
+        let cpu = row.cpu_per_gib();
+        println!(
+            "- {} at {}: {cpu:.2} CPU-s/GiB (goal ≤ 1: {})",
+            row.label,
+            size(row.mib),
+            verdict(cpu <= 1.0)
+        );
+    }
     if let Some(ceiling) = sizes.iter().rev().find_map(|&s| find(rows, Goal::Ceiling, s)) {
         println!("- ceiling (one unsigned PUT) at {}: {:.1} MB/s", size(ceiling.mib), ceiling.mbps());
     }
