@@ -170,8 +170,8 @@ impl ResumableStore {
         let options =
             ChunkerOptions { crc: None, part_md5: false, whole_md5: false, sha256: false, defer: true };
         let mut chunker = Chunker::new(plan, options);
-        let mut carry =
-            HashCarry::restore(&state.hash).map_err(|e| ResumableError::Damaged(e.to_string()))?;
+        let carry = HashCarry::restore(&state.hash).map_err(|e| ResumableError::Damaged(e.to_string()))?;
+        let mut hashing = Hashing::start(carry);
         let first_number = state.parts.len() as u32;
         if let Some(tail) = &state.tail {
             let bytes = self.read_tail(&tail.key).await?;
@@ -186,7 +186,7 @@ impl ResumableStore {
             let parts = chunker.push(frame).map_err(|e| too_long(e, plan.max_len + base))?;
             for mut part in parts {
                 part.number += first_number;
-                carry = hash(carry, &part).await?;
+                hashing = hashing.feed(&part).await?;
                 self.send_part(held, &inner, part, tasks).await?;
             }
         }
@@ -197,11 +197,21 @@ impl ResumableStore {
         let received = chunker.received();
         let (last, _) =
             chunker.finish_with(WholeHasher::new(false, false).finish()).map_err(|e| too_long(e, 0))?;
-        let last = last.map(|mut part| {
+        let mut last = last.map(|mut part| {
             part.number += first_number;
             part
         });
-        Ok((last, carry, received))
+        // The chunker keeps a full leftover back because only a later byte proves it is not the
+        // last part. With the length known and not reached, it is not: it goes up now as a part
+        // rather than into a tail object the next request would read back (a client sending whole
+        // parts per PATCH then writes no tail at all).
+        let not_last = held.state.length.is_some_and(|length| base + received < length);
+        let part_size = held.state.part_size;
+        if let Some(part) = last.take_if(|part| not_last && part.len() == part_size) {
+            hashing = hashing.feed(&part).await?;
+            self.send_part(held, &inner, part, tasks).await?;
+        }
+        Ok((last, hashing.finish().await?, received))
     }
 
     /// Uploads `part` in a task (at most `max_in_flight` at once), creating the multipart upload
@@ -425,6 +435,34 @@ async fn completed_earlier(
         checksum: summary.crc,
         part_count: summary.parts,
     })
+}
+
+/// The carried whole-file hash, fed part by part on a blocking thread one part behind the reader,
+/// so hashing overlaps reading the request and sending the parts (the parts are hashed in order).
+struct Hashing(tokio::task::JoinHandle<HashCarry>);
+
+impl Hashing {
+    fn start(carry: HashCarry) -> Self {
+        Self(tokio::task::spawn_blocking(move || carry))
+    }
+
+    /// Waits for the previous part's hashing, then starts hashing `part`.
+    async fn feed(self, part: &Part) -> Result<Self, Error> {
+        let carry = self.finish().await?;
+        let data = part.data.clone();
+        Ok(Self(tokio::task::spawn_blocking(move || {
+            let mut carry = carry;
+            for slice in data.slices() {
+                carry.update(slice);
+            }
+            carry
+        })))
+    }
+
+    /// The carry over every part fed.
+    async fn finish(self) -> Result<HashCarry, Error> {
+        self.0.await.map_err(|e| Error::InvalidInput(format!("hashing failed: {e}")))
+    }
 }
 
 /// Feeds `part` into `carry` on a blocking thread.

@@ -83,6 +83,11 @@ async fn appends_across_two_stores_end_in_one_verified_object() {
                 }
             } else {
                 assert!(appended.stored.is_none());
+                // A request ending on a part boundary of a known length leaves no tail: its last
+                // full part is not the file's last, so it went up as a part.
+                let boundary = pair[1] % PART as usize == 0;
+                assert_eq!(held.state.tail.is_none(), boundary, "tail after byte {}", pair[1]);
+                assert_eq!(held.state.parts.len(), pair[1] / PART as usize, "parts after byte {}", pair[1]);
             }
             store.release(held).await.unwrap();
         }
