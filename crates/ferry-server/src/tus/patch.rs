@@ -149,7 +149,7 @@ async fn locked_append(
             };
         }
         if let Some(length) = new_length {
-            set_length(&store, &mut held, length).await?;
+            set_length(&store, &mut held, length, |bytes| charge_deferred(state, caller, bytes)).await?;
         }
         let app = TusApp::of(&held.state)?;
         let policy = TypePolicy::new(&state.config.limits, caller.ticket_types());
@@ -198,10 +198,19 @@ async fn locked_append(
     result
 }
 
+/// A guest's deferred length, declared now, counts against the session's bytes for the hour (its
+/// creation was charged nothing); tickets carry no quota.
+fn charge_deferred(state: &AppState, caller: &Caller, bytes: u64) -> Result<(), AppError> {
+    let Caller::Guest { deployment, token } = caller else { return Ok(()) };
+    let Some(destination) = state.destination(deployment) else { return Ok(()) };
+    state.admission.charge_guest(deployment, token.expose(), &destination.settings.guests, bytes)
+}
+
 async fn set_length(
     store: &ferry_s3::resumable::ResumableStore,
     held: &mut ferry_s3::resumable::Held,
     length: u64,
+    charge: impl FnOnce(u64) -> Result<(), AppError>,
 ) -> Result<(), AppError> {
     match held.state.length {
         Some(known) if known == length => Ok(()),
@@ -211,6 +220,7 @@ async fn set_length(
         }
         None if length > held.state.max_len => Err(AppError::too_large(held.state.max_len)),
         None => {
+            charge(length)?;
             held.state.length = Some(length);
             store.save(held).await.map_err(from_resumable)
         }
@@ -252,8 +262,11 @@ fn watched(
             };
             let Some(bytes) = next else {
                 w.done = true;
-                // A file shorter than the sniffing window is judged on what there is.
+                // A file shorter than the sniffing window is judged on what there is. A request
+                // that brought no bytes (a deferred length declared, say) leaves the offset at 0,
+                // so the next request's first bytes are sniffed instead.
                 if let Some(sniffer) = w.sniffer.take()
+                    && !sniffer.head().is_empty()
                     && let Err(refused) = policy.check_content(&content_type, sniffer.head())
                 {
                     return Some((Err(refused), w));

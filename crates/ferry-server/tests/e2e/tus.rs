@@ -299,7 +299,10 @@ async fn checksums_creation_with_upload_and_a_deferred_length() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs LocalStack"]
 async fn a_guest_upload_needs_its_own_session_every_time_and_is_delivered_natively_once() {
-    let h = Harness::start("tus-guest", Options::default()).await;
+    // A small hour of bytes, so a deferred length declared later can exceed it.
+    let toml =
+        vec![format!("[deployments.\"{DEPLOYMENT}\".guests]"), format!("bytes_per_hour = {}", 16 * MIB)];
+    let h = Harness::start("tus-guest", Options { toml, ..Options::default() }).await;
     let tus = Tus::new();
     let guest = |token: &str| {
         vec![("Authorization", format!("Bearer {token}")), ("X-Genesys-Deployment-Id", DEPLOYMENT.to_owned())]
@@ -361,6 +364,25 @@ async fn a_guest_upload_needs_its_own_session_every_time_and_is_delivered_native
     let refused = tus.patch(&h.ferry, &path, 0, &exe, &guest(&h.token)).await;
     assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(tus.offset(&h.ferry, &path, &guest(&h.token)).await, 0);
+
+    // A deferred length is charged to the session's hour when it is declared: about 5 MiB are
+    // spent, so 12 MiB more is refused (nothing changes) and 10 MiB is taken.
+    let mut headers = guest(&h.token);
+    headers.extend([("Upload-Defer-Length", "1".into()), metadata("later.png", "image/png")]);
+    let (created, path) = tus.create(&h.ferry, &headers, Vec::new()).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let declare = |len: usize| {
+        let mut headers = guest(&h.token);
+        headers.push(("Upload-Length", len.to_string()));
+        headers
+    };
+    let over = tus.patch(&h.ferry, &path, 0, &[], &declare(12 * MIB)).await;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(error_code(over).await, "guest_quota_exceeded");
+    let head = tus.send(Method::HEAD, &h.ferry, &path, &guest(&h.token), Vec::new()).await;
+    assert_eq!(header(&head, "upload-defer-length").as_deref(), Some("1"), "the length is still deferred");
+    let within = tus.patch(&h.ferry, &path, 0, &[], &declare(10 * MIB)).await;
+    assert_eq!(within.status(), StatusCode::NO_CONTENT);
     h.finish().await;
 }
 
