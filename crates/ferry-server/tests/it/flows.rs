@@ -300,13 +300,8 @@ async fn open_messaging_deployments_deliver_the_signed_link() {
         c.from = Some("customer-7".into());
     });
     let response = ferry
-        .http
-        .post(format!("{}/v1/uploads", ferry.url))
-        .header("Authorization", format!("Ferry-Ticket {ticket}"))
-        .header("Content-Type", "application/octet-stream")
-        .header("X-File-Name", "scan.bin")
+        .ticketed(&ticket, "scan.bin", "application/octet-stream", data.clone())
         .header("X-Caption", "my scan")
-        .body(data.clone())
         .send()
         .await
         .unwrap();
@@ -329,16 +324,7 @@ async fn open_messaging_deployments_deliver_the_signed_link() {
 
     // A ticket without the customer: refused, and nothing kept.
     let ticket = ferry.ticket(|c| c.dep = "om-channel".into());
-    let response = ferry
-        .http
-        .post(format!("{}/v1/uploads", ferry.url))
-        .header("Authorization", format!("Ferry-Ticket {ticket}"))
-        .header("Content-Type", "text/plain")
-        .header("X-File-Name", "a.txt")
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let response = ferry.ticketed(&ticket, "a.txt", "text/plain", "x").send().await.unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(ferry.stored_keys().await.len(), 1);
 
@@ -349,12 +335,7 @@ async fn open_messaging_deployments_deliver_the_signed_link() {
         c.from = Some("customer-7".into());
     });
     let response = ferry
-        .http
-        .post(format!("{}/v1/uploads", ferry.url))
-        .header("Authorization", format!("Ferry-Ticket {ticket}"))
-        .header("Content-Type", "application/octet-stream")
-        .header("X-File-Name", "big-scan.bin")
-        .body(data.clone())
+        .ticketed(&ticket, "big-scan.bin", "application/octet-stream", data.clone())
         .send()
         .await
         .unwrap();

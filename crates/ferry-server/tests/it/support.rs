@@ -73,6 +73,22 @@ impl Ferry {
             .body(body)
     }
 
+    /// A raw-body upload request authorised by a ticket.
+    pub(crate) fn ticketed(
+        &self,
+        ticket: &str,
+        name: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/v1/uploads", self.url))
+            .header("Authorization", format!("Ferry-Ticket {ticket}"))
+            .header("Content-Type", content_type)
+            .header("X-File-Name", name)
+            .body(body)
+    }
+
     /// Keys stored in the bucket.
     pub(crate) async fn stored_keys(&self) -> Vec<String> {
         let client = self.state.uploader.client();

@@ -63,13 +63,8 @@ async fn twenty_trickling_connections_do_not_stop_a_normal_upload() {
     // A normal upload of three parts is admitted and finishes, byte for byte.
     let data = random_bytes(3 * part as usize - 1000, 13);
     let response = ferry
-        .http
-        .post(format!("{}/v1/uploads", ferry.url))
-        .header("authorization", format!("Ferry-Ticket {}", ferry.ticket(|_| {})))
+        .ticketed(&ferry.ticket(|_| {}), "normal.bin", "application/octet-stream", data.clone())
         .header("x-forwarded-for", "203.0.113.9")
-        .header("content-type", "application/octet-stream")
-        .header("x-file-name", "normal.bin")
-        .body(data.clone())
         .send()
         .await
         .unwrap();
