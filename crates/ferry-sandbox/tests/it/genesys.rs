@@ -3,12 +3,13 @@
 
 use ferry_sandbox::genesys::Deployment;
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::Digest as _;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::get_json;
 use crate::ws::{DEP, configure, open, recv, send, start};
 
 #[tokio::test]
@@ -112,12 +113,7 @@ async fn the_attachment_flow_by_hand_with_fan_out_and_inspection() {
     assert_eq!(fanned["body"]["text"], "hi");
     assert!(fanned.get("tracingId").is_none());
 
-    let doc: Value = reqwest::get(format!("{}/__sandbox/conversations", emu.base_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(format!("{}/__sandbox/conversations", emu.base_url())).await;
     let conv = &doc["conversations"][0];
     assert_eq!(conv["tokenHint"], token[..8]);
     assert!(!doc.to_string().contains(&token), "inspection never shows a whole token");

@@ -5,6 +5,7 @@ use ferry_sandbox::genesys::{Deployment, SessionEnd, TracingIds};
 
 use serde_json::{Value, json};
 
+use crate::get_json;
 use crate::ws::{DEP, configure, open, recv, send, start};
 
 #[tokio::test]
@@ -95,14 +96,8 @@ async fn config_json_and_the_guest_messages_api() {
     dep.max_file_size_kb = 2048;
     let emu = start(dep).await;
     let http = reqwest::Client::new();
-    let config: Value = http
-        .get(format!("{}/webdeployments/v1/deployments/{DEP}/config.json", emu.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config =
+        get_json(format!("{}/webdeployments/v1/deployments/{DEP}/config.json", emu.base_url())).await;
     let upload = &config["messenger"]["fileUpload"];
     assert_eq!(upload["enableAttachments"], true);
     assert_eq!(upload["modes"], json!([{"fileTypes": ["image/*"], "maxFileSizeKB": 2048}]));

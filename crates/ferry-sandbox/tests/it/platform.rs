@@ -7,6 +7,8 @@ use base64::Engine as _;
 use ferry_sandbox::platform::{PlatformConfig, PlatformEmulator, TokenFault};
 use serde_json::{Value, json};
 
+use crate::get_json;
+
 fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
 }
@@ -167,14 +169,7 @@ async fn open_messages_are_validated_fetched_and_listed() {
     let receipt: Value = accepted.json().await.unwrap();
     assert_eq!(receipt["channel"]["messageId"], "m-1");
 
-    let listed: Value = http()
-        .get(format!("{}/sandbox/platform/open-messages", emulator.api_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = get_json(format!("{}/sandbox/platform/open-messages", emulator.api_url())).await;
     assert_eq!(listed[0]["id"], receipt["id"]);
     assert_eq!(listed[0]["integrationId"], "int-1");
     let fetched = &listed[0]["attachments"][0];
