@@ -320,16 +320,12 @@ async fn open_messaging_upload(case: &str, cap: u64, len: usize) -> (Value, Vec<
     let h = start_open_messaging(case, &platform, &format!("max_attachment_bytes = {cap}\n")).await;
     let ticket = open_messaging_ticket("om", "customer-1");
     let data = bytes(b"", len, 17);
-    let args = vec![
-        "-H".into(),
-        format!("Authorization: Ferry-Ticket {ticket}"),
-        "-H".into(),
-        "Content-Type: application/octet-stream".into(),
-        "-H".into(),
-        "X-File-Name: om.bin".into(),
-        "--data-binary".into(),
-        format!("@{}", h.file("om.bin", &data).display()),
-    ];
+    let args = crate::harness::ticket_file_upload(
+        &ticket,
+        &h.file("om.bin", &data),
+        "application/octet-stream",
+        "om.bin",
+    );
     let reply = h.post(&args, None).await;
     assert_eq!(reply.status, 201, "{reply:?}");
     let reference = reply.json();

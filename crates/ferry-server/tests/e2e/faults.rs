@@ -200,16 +200,12 @@ async fn open_messaging_case(case: &str, failures: usize, expect: Expect) -> Row
     let h = start_open_messaging("faults", &platform, "").await;
     let ticket = open_messaging_ticket("om", "customer-1");
     let data = bytes(b"", 256 * 1024, 7);
-    let args: Vec<String> = vec![
-        "-H".into(),
-        format!("Authorization: Ferry-Ticket {ticket}"),
-        "-H".into(),
-        "Content-Type: application/octet-stream".into(),
-        "-H".into(),
-        "X-File-Name: om.bin".into(),
-        "--data-binary".into(),
-        format!("@{}", h.file("om.bin", &data).display()),
-    ];
+    let args = crate::harness::ticket_file_upload(
+        &ticket,
+        &h.file("om.bin", &data),
+        "application/octet-stream",
+        "om.bin",
+    );
     let reply = h.post(&args, None).await;
     let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     let mut row = check(&h, case, expect, reply.status, &body, &data, false).await;

@@ -192,14 +192,7 @@ impl Harness {
     /// `name`.
     pub(crate) fn guest_file_upload(&self, path: &Path, content_type: &str, name: &str) -> Vec<String> {
         let mut request = self.guest();
-        request.extend(crate::args(&[
-            "-H",
-            &format!("Content-Type: {content_type}"),
-            "-H",
-            &format!("X-File-Name: {name}"),
-            "--data-binary",
-            &format!("@{}", path.display()),
-        ]));
+        request.extend(file_body(path, content_type, name));
         request
     }
 
@@ -446,4 +439,24 @@ pub(crate) fn bytes(head: &[u8], len: usize, seed: u64) -> Vec<u8> {
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     ferry_core::checksum::Sha256::of(data).to_hex()
+}
+
+/// curl arguments for a raw upload of the file at `path`, sent as `content_type` named `name`.
+fn file_body(path: &Path, content_type: &str, name: &str) -> Vec<String> {
+    crate::args(&[
+        "-H",
+        &format!("Content-Type: {content_type}"),
+        "-H",
+        &format!("X-File-Name: {name}"),
+        "--data-binary",
+        &format!("@{}", path.display()),
+    ])
+}
+
+/// curl arguments for an upload with `ticket` of the file at `path`, sent as `content_type` named
+/// `name`.
+pub(crate) fn ticket_file_upload(ticket: &str, path: &Path, content_type: &str, name: &str) -> Vec<String> {
+    let mut request = crate::args(&["-H", &format!("Authorization: Ferry-Ticket {ticket}")]);
+    request.extend(file_body(path, content_type, name));
+    request
 }

@@ -20,16 +20,7 @@ fn mint() -> String {
 /// A small upload with `ticket` to `ferry`.
 async fn upload(ferry: &Ferry, ticket: &str, path: &std::path::Path) -> Reply {
     let mut all = vec!["-X".into(), "POST".into(), ferry.url("/v1/uploads")];
-    all.extend(args(&[
-        "-H",
-        &format!("Authorization: Ferry-Ticket {ticket}"),
-        "-H",
-        "Content-Type: text/plain",
-        "-H",
-        "X-File-Name: note.txt",
-        "--data-binary",
-        &format!("@{}", path.display()),
-    ]));
+    all.extend(crate::harness::ticket_file_upload(ticket, path, "text/plain", "note.txt"));
     curl(&all, None).await
 }
 

@@ -2,8 +2,7 @@
 //! the page delivers it (`delivery.mode: "client"`); a ticket is good once, and only for what it
 //! allows.
 
-use crate::args;
-use crate::harness::{DEPLOYMENT, Harness, Options, TICKET_SECRET, bytes, ferry_ticket};
+use crate::harness::{DEPLOYMENT, Harness, Options, TICKET_SECRET, bytes, ferry_ticket, ticket_file_upload};
 
 /// Runs `ferry ticket` with `extra` arguments and returns the ticket.
 fn mint(secret: &str, extra: &[&str]) -> String {
@@ -13,16 +12,7 @@ fn mint(secret: &str, extra: &[&str]) -> String {
 }
 
 fn request(ticket: &str, path: &std::path::Path, content_type: &str) -> Vec<String> {
-    args(&[
-        "-H",
-        &format!("Authorization: Ferry-Ticket {ticket}"),
-        "-H",
-        &format!("Content-Type: {content_type}"),
-        "-H",
-        "X-File-Name: claim.pdf",
-        "--data-binary",
-        &format!("@{}", path.display()),
-    ])
+    ticket_file_upload(ticket, path, content_type, "claim.pdf")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
