@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use ferry_core::checksum::{Md5, Sha256};
 use ferry_genesys::guest::{
-    ByteStream, Delivery, Fallback, FileMeta, GuestClient, GuestConfig, UploadBody, human_size,
+    ByteStream, Delivery, Fallback, FileMeta, GuestClient, GuestConfig, GuestSession, UploadBody, human_size,
 };
 use ferry_genesys::limits::LinkReason;
 use ferry_genesys::protocol::ErrorCode;
@@ -41,6 +41,13 @@ fn fast_config(emu: &GenesysEmulator) -> GuestConfig {
 
 fn client(emu: &GenesysEmulator) -> GuestClient {
     GuestClient::new(fast_config(emu)).unwrap()
+}
+
+/// A session made on the emulator and a guest client connected to it.
+async fn connect(emu: &GenesysEmulator) -> (String, GuestSession) {
+    let token = emu.create_session(DEP);
+    let session = client(emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+    (token, session)
 }
 
 fn data(len: usize) -> Vec<u8> {
@@ -129,8 +136,7 @@ async fn files_outside_the_limits_are_delivered_as_links() {
     dep.allowed_file_types = vec!["image/*".into(), "application/pdf".into()];
     dep.max_file_size_kb = 1;
     let emu = emulator_with(vec![dep]).await;
-    let token = emu.create_session(DEP);
-    let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+    let (token, mut session) = connect(&emu).await;
 
     let big = data(1001);
     let cases = [
@@ -228,8 +234,7 @@ async fn origins_are_sent_and_enforced() {
 #[tokio::test]
 async fn rate_limit_frames_are_waited_out() {
     let emu = emulator().await;
-    let token = emu.create_session(DEP);
-    let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+    let (token, mut session) = connect(&emu).await;
     emu.update_faults(|f| {
         f.throttle_requests = 2;
         f.retry_after_secs = 1;
@@ -266,8 +271,7 @@ async fn rate_limit_frames_are_waited_out() {
 #[tokio::test]
 async fn an_upload_failure_event_is_a_typed_error_and_nothing_is_sent() {
     let emu = emulator().await;
-    let token = emu.create_session(DEP);
-    let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+    let (token, mut session) = connect(&emu).await;
     emu.update_faults(|f| f.fail_uploads = 1);
     let bytes = data(1000);
     let err = session
@@ -288,8 +292,7 @@ async fn an_upload_failure_event_is_a_typed_error_and_nothing_is_sent() {
 #[tokio::test]
 async fn on_attachment_carries_no_md5_and_a_bare_mime_type() {
     let emu = emulator().await;
-    let token = emu.create_session(DEP);
-    let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+    let (token, mut session) = connect(&emu).await;
     let bytes = data(1000);
     let file = meta("notes.txt", "text/plain; charset=utf-8", &bytes);
     session.send_attachment(&file, UploadBody::from_bytes(bytes), None).await.unwrap();
@@ -302,8 +305,7 @@ async fn on_attachment_carries_no_md5_and_a_bare_mime_type() {
 #[tokio::test]
 async fn a_refused_put_is_retried_with_a_reopened_body_or_reported() {
     let emu = emulator().await;
-    let token = emu.create_session(DEP);
-    let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+    let (token, mut session) = connect(&emu).await;
     let bytes = Bytes::from(data(50_000));
     let file = meta("a.bin", "application/octet-stream", &bytes);
 
@@ -373,8 +375,7 @@ async fn upload_retry_delays_come_from_the_injected_jitter() {
 #[tokio::test]
 async fn a_socket_dropped_after_the_presigned_url_is_recovered() {
     let emu = emulator().await;
-    let token = emu.create_session(DEP);
-    let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+    let (token, mut session) = connect(&emu).await;
     // The next connection would be dropped; this one is already open, so drop it by hand once the
     // presigned URL is out: make the emulator drop new connections after 2 frames, and reconnect.
     emu.drop_connections(&token);
@@ -399,8 +400,7 @@ async fn a_socket_dropped_after_the_presigned_url_is_recovered() {
 async fn an_upload_still_processing_is_waited_out_through_4009_and_4010() {
     for code in [4009, 4010] {
         let emu = emulator().await;
-        let token = emu.create_session(DEP);
-        let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+        let (token, mut session) = connect(&emu).await;
         // The upload event is lost with the socket; after reconnecting, getAttachment says "not
         // yet" (as 4009 or 4010) twice before the attachment is ready.
         emu.update_faults(|f| {
@@ -430,8 +430,7 @@ async fn an_upload_still_processing_is_waited_out_through_4009_and_4010() {
 #[tokio::test]
 async fn a_socket_that_keeps_dropping_is_reported_and_no_message_is_sent() {
     let emu = emulator().await;
-    let token = emu.create_session(DEP);
-    let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+    let (token, mut session) = connect(&emu).await;
     emu.update_faults(|f| f.event_delay = Duration::from_millis(300));
     // The upload lands, but once it does every connection dies right after configuring.
     let watcher = drop_once_uploaded(&emu, &token, |f| f.drop_after_frames = Some(1));
@@ -454,8 +453,7 @@ async fn a_socket_that_keeps_dropping_is_reported_and_no_message_is_sent() {
 #[tokio::test]
 async fn a_fourth_connection_pushes_ferry_off_and_ferry_does_not_fight_back() {
     let emu = emulator().await;
-    let token = emu.create_session(DEP);
-    let mut session = client(&emu).connect(DEP, &SessionToken::new(&token)).await.unwrap();
+    let (token, mut session) = connect(&emu).await;
     let mut tabs = Vec::new();
     for _ in 0..3 {
         let url = format!("{}?deploymentId={DEP}", emu.ws_url());
