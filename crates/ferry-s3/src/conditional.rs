@@ -64,8 +64,9 @@ impl Uploader {
 }
 
 /// 412 `PreconditionFailed` or 409 `ConditionalRequestConflict`: the key exists (or is being
-/// created by a concurrent write that will win).
-fn is_already_there(error: &Error) -> bool {
+/// created by a concurrent write that will win); for an `If-Match` write, the ETag no longer
+/// matches (how the resumable state's conditional writes read it).
+pub(crate) fn is_already_there(error: &Error) -> bool {
     match error {
         Error::Service { status, code, .. } => {
             matches!(code.as_deref(), Some("PreconditionFailed" | "ConditionalRequestConflict"))

@@ -205,7 +205,7 @@ impl ResumableStore {
         .await;
         match result {
             Ok((out, _)) => Ok(out.e_tag().unwrap_or_default().to_owned()),
-            Err(error) if is_precondition_failed(&error) => Err(match condition {
+            Err(error) if crate::conditional::is_already_there(&error) => Err(match condition {
                 Condition::Absent => ResumableError::Exists,
                 Condition::Matches(_) => ResumableError::Moved,
             }),
@@ -474,12 +474,6 @@ impl Held {
 enum Condition<'a> {
     Absent,
     Matches(&'a str),
-}
-
-/// 412 `PreconditionFailed`, or 409 `ConditionalRequestConflict` (a concurrent conditional write).
-fn is_precondition_failed(error: &Error) -> bool {
-    matches!(error, Error::Service { status: Some(412), .. })
-        || matches!(error, Error::Service { code: Some(code), .. } if code == "PreconditionFailed" || code == "ConditionalRequestConflict")
 }
 
 fn is_not_found(error: &Error) -> bool {
