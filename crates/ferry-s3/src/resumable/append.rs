@@ -269,7 +269,7 @@ impl ResumableStore {
         let inner = Arc::clone(&self.uploader.inner);
         // The chunker always leaves a last part: a full part waits for the byte after it.
         let last = last.ok_or_else(|| Error::InvalidInput("no last part to complete with".into()))?;
-        carry = hash(carry, &last).await?;
+        carry = Hashing::start(carry).feed(&last).await?.finish().await?;
         held.state.hash = carry.save();
         if held.state.parts.is_empty() {
             // One part: a single PutObject, as for a small single-request upload. A crash before
@@ -463,19 +463,6 @@ impl Hashing {
     async fn finish(self) -> Result<HashCarry, Error> {
         self.0.await.map_err(|e| Error::InvalidInput(format!("hashing failed: {e}")))
     }
-}
-
-/// Feeds `part` into `carry` on a blocking thread.
-async fn hash(mut carry: HashCarry, part: &Part) -> Result<HashCarry, Error> {
-    let data = part.data.clone();
-    tokio::task::spawn_blocking(move || {
-        for slice in data.slices() {
-            carry.update(slice);
-        }
-        carry
-    })
-    .await
-    .map_err(|e| Error::InvalidInput(format!("hashing failed: {e}")))
 }
 
 /// S3 no longer knows the multipart upload (completed or aborted).
