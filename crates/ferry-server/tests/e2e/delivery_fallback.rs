@@ -6,9 +6,7 @@
 //! Messaging sends files over its attachment cap as a text with the link, and a caller's
 //! `conversationId` is echoed. Listed by `cargo xtask faults`.
 
-use crate::harness::{
-    Harness, MIB, Options, RawUpload, bytes, open_messaging_ticket, sha256_hex, start_open_messaging,
-};
+use crate::harness::{Harness, MIB, Options, RawUpload, bytes, sha256_hex, start_open_messaging};
 use ferry_sandbox::genesys::{Faults, SessionEnd};
 use ferry_sandbox::platform::{PlatformConfig, PlatformEmulator};
 use serde_json::Value;
@@ -318,15 +316,8 @@ async fn open_messaging_upload(case: &str, cap: u64, len: usize) -> (Value, Vec<
         .await
         .expect("platform emulator");
     let h = start_open_messaging(case, &platform, &format!("max_attachment_bytes = {cap}\n")).await;
-    let ticket = open_messaging_ticket("om", "customer-1");
     let data = bytes(b"", len, 17);
-    let args = crate::harness::ticket_file_upload(
-        &ticket,
-        &h.file("om.bin", &data),
-        "application/octet-stream",
-        "om.bin",
-    );
-    let reply = h.post(&args, None).await;
+    let reply = h.open_messaging_upload(&data).await;
     assert_eq!(reply.status, 201, "{reply:?}");
     let reference = reply.json();
     assert_kept(&h, &reference, &data).await;

@@ -8,8 +8,7 @@
 //! of those cases in `delivery_fallback`). Prints the table of cases and outcomes.
 
 use crate::harness::{
-    DEPLOYMENT, Harness, MIB, Options, RawUpload, bytes, localstack, open_messaging_ticket, sha256_hex,
-    start_open_messaging,
+    DEPLOYMENT, Harness, MIB, Options, RawUpload, bytes, localstack, sha256_hex, start_open_messaging,
 };
 use ferry_sandbox::genesys::Faults;
 use ferry_sandbox::platform::{PlatformConfig, PlatformEmulator};
@@ -198,15 +197,8 @@ async fn open_messaging_case(case: &str, failures: usize, expect: Expect) -> Row
         .expect("platform emulator");
     platform.state().fail_next_token_requests(failures, 503);
     let h = start_open_messaging("faults", &platform, "").await;
-    let ticket = open_messaging_ticket("om", "customer-1");
     let data = bytes(b"", 256 * 1024, 7);
-    let args = crate::harness::ticket_file_upload(
-        &ticket,
-        &h.file("om.bin", &data),
-        "application/octet-stream",
-        "om.bin",
-    );
-    let reply = h.post(&args, None).await;
+    let reply = h.open_messaging_upload(&data).await;
     let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
     let mut row = check(&h, case, expect, reply.status, &body, &data, false).await;
     // Delivery here is an Open Messaging message that Genesys fetched, not a guest message.

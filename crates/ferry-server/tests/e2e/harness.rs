@@ -75,6 +75,7 @@ pub(crate) async fn start_open_messaging(
     ];
     Harness::start(case, Options { toml, env, ..Options::default() }).await
 }
+
 pub(crate) const LINK_SECRET: &str = "e2e-link-secret-0123456789abcdef-not-for-production";
 /// ferry's public host in download links; curl is pointed at the real port with `--connect-to`.
 pub(crate) const PUBLIC_HOST: &str = "ferry.e2e.test";
@@ -194,6 +195,15 @@ impl Harness {
         let mut request = self.guest();
         request.extend(file_body(path, content_type, name));
         request
+    }
+
+    /// Uploads `data` as `om.bin` with an Open Messaging ticket (deployment `om`, customer
+    /// `customer-1`, as [`start_open_messaging`] configures).
+    pub(crate) async fn open_messaging_upload(&self, data: &[u8]) -> Reply {
+        let ticket = open_messaging_ticket("om", "customer-1");
+        let args =
+            ticket_file_upload(&ticket, &self.file("om.bin", data), "application/octet-stream", "om.bin");
+        self.post(&args, None).await
     }
 
     /// Writes `data` to a file in the harness's folder.
