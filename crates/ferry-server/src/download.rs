@@ -77,7 +77,7 @@ async fn answer(
     }
     let tail = links::key_tail(id).ok_or_else(|| forbidden("this link is not valid"))?;
     let deployment_id = tail.split('/').next().unwrap_or_default();
-    let deployment = state.config.deployments.get(deployment_id);
+    let deployment = deployment_of(state, &tail);
     if deployment.is_some() {
         deployment_id.clone_into(&mut audit.deployment);
     }
@@ -115,8 +115,7 @@ async fn answer(
 /// when its links are for agents, else `link_ttl_secs`.
 pub fn link_ttl_secs(state: &AppState, key: &str) -> u64 {
     let tail = key.strip_prefix(&state.config.s3.prefix).unwrap_or(key);
-    let deployment = tail.split('/').next().and_then(|d| state.config.deployments.get(d));
-    match deployment {
+    match deployment_of(state, tail) {
         Some(d) if d.links.access == LinkAccess::Agents => d.links.agents_link_ttl_secs,
         _ => state.config.link_ttl_secs,
     }
@@ -126,17 +125,18 @@ pub fn link_ttl_secs(state: &AppState, key: &str) -> u64 {
 /// deployment whose links are for agents, a fetch link (no sign-in, `fetch_link_secs`); else the
 /// ordinary link.
 pub fn fetch_link(state: &AppState, file_id: &str, ordinary: String) -> String {
-    let deployment = links::key_tail(file_id)
-        .and_then(|tail| tail.split('/').next().and_then(|d| state.config.deployments.get(d)).cloned());
+    let tail = links::key_tail(file_id);
+    let deployment = tail.as_deref().and_then(|tail| deployment_of(state, tail));
     let Some(deployment) = deployment.filter(|d| d.links.access == LinkAccess::Agents) else {
         return ordinary;
     };
     let expires = state.now_unix() + deployment.links.fetch_link_secs;
-    let signed = state.links.link(&format!("{FETCH}{file_id}"), expires);
-    let parsed = url::Url::parse(&signed).expect("ferry's links are URLs");
-    let pairs: HashMap<_, _> = parsed.query_pairs().into_owned().collect();
-    let kid = pairs.get("kid").map(|k| format!("&kid={k}")).unwrap_or_default();
-    let signature = pairs.get("signature").cloned().unwrap_or_default();
+    let query = state.links.query(&format!("{FETCH}{file_id}"), expires);
     let base = state.config.public_url.trim_end_matches('/');
-    format!("{base}/v1/files/{file_id}?expires={expires}{kid}&signature={signature}&access=fetch")
+    format!("{base}/v1/files/{file_id}?{query}&access=fetch")
+}
+
+/// The configured deployment a key tail (`<deployment>/…`) belongs to.
+fn deployment_of<'a>(state: &'a AppState, tail: &str) -> Option<&'a crate::config::Deployment> {
+    tail.split('/').next().and_then(|d| state.config.deployments.get(d))
 }

@@ -120,12 +120,14 @@ impl LinkSigner {
 
     /// The full link.
     pub fn link(&self, file_id: &str, expires: u64) -> String {
+        format!("{}/v1/files/{file_id}?{}", self.public_url, self.query(file_id, expires))
+    }
+
+    /// A link's query, `expires={unix}[&kid={key id}]&signature={hex}`, signed over `signed_id`
+    /// with the signing key.
+    pub fn query(&self, signed_id: &str, expires: u64) -> String {
         let kid = self.signing_key().0.map(|kid| format!("&kid={kid}")).unwrap_or_default();
-        format!(
-            "{}/v1/files/{file_id}?expires={expires}{kid}&signature={}",
-            self.public_url,
-            self.signature(file_id, expires)
-        )
+        format!("expires={expires}{kid}&signature={}", self.signature(signed_id, expires))
     }
 
     /// Checks a link without `kid` at `now` (Unix seconds).
