@@ -111,7 +111,9 @@ impl Error {
             Self::Genesys { code: ErrorCode::SessionExpired, .. } => {
                 NativeFailure::SessionEnded(SessionEnd::Expired)
             }
-            Self::DeliveryUnconfirmed => NativeFailure::Unconfirmed,
+            Self::DeliveryUnconfirmed | Self::Timeout { waiting_for: "onMessage", .. } => {
+                NativeFailure::Unconfirmed
+            }
             Self::Genesys { action: "onAttachment", code, .. } => {
                 refused(NativeStep::RequestUpload, Some(*code), None)
             }
@@ -168,6 +170,8 @@ mod tests {
             NativeFailure::Refused { step: NativeStep::Message, .. }
         ));
         assert_eq!(Error::DeliveryUnconfirmed.native_failure(), NativeFailure::Unconfirmed);
+        let no_echo = Error::Timeout { waiting_for: "onMessage", after: Duration::from_secs(1) };
+        assert_eq!(no_echo.native_failure(), NativeFailure::Unconfirmed);
         assert_eq!(Error::ConversationClosed.native_failure(), NativeFailure::ConversationClosed);
         assert_eq!(
             Error::SessionEnded(SessionEnd::LoggedOut).native_failure(),
