@@ -67,7 +67,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response, AppError
         Caller::Guest { token, .. } => Binding::Guest { token_sha256: super::sha256_hex(token.expose()) },
     };
     let uuid = uuid::Uuid::new_v4().to_string();
-    let expires = super::now_unix() + state.config.tus.expiry_secs;
+    let expires = state.now_unix() + state.config.tus.expiry_secs;
     let key = format!(
         "{}{}/{}/{uuid}",
         state.config.s3.prefix,

@@ -157,8 +157,8 @@ fn parse_crc(text: &str) -> Option<Crc> {
 }
 
 /// 410 once an unfinished upload's expiry has passed (the reaper removes it).
-pub(crate) fn check_live(resumable: &ResumableState) -> Result<(), AppError> {
-    if resumable.expires <= super::now_unix() && !matches!(resumable.phase, Phase::Stored(_)) {
+pub(crate) fn check_live(state: &AppState, resumable: &ResumableState) -> Result<(), AppError> {
+    if resumable.expires <= state.now_unix() && !matches!(resumable.phase, Phase::Stored(_)) {
         return Err(AppError::new(ErrorCode::UploadExpired, "this upload has expired"));
     }
     Ok(())
@@ -213,7 +213,7 @@ async fn open(
     let id = super::verify_capability(state, segment)?;
     let store = super::store(state);
     let loaded = store.load(&id).await.map_err(from_resumable)?;
-    check_live(&loaded.state)?;
+    check_live(state, &loaded.state)?;
     let app = TusApp::of(&loaded.state)?;
     let caller = authorise_existing(state, &app, headers)?;
     // Refused by the malware scan (the object is gone): every request hears why.

@@ -257,11 +257,6 @@ pub(crate) fn http_date(unix: u64) -> String {
     )
 }
 
-/// Unix seconds now.
-pub(crate) fn now_unix() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// ferry-s3's resumable errors as answers.
 pub(crate) fn from_resumable(error: ResumableError) -> AppError {
     match error {

@@ -50,7 +50,7 @@ pub(crate) async fn patch(
             .ok_or_else(|| AppError::new(ErrorCode::InvalidTusHeader, "Upload-Offset is required"))?;
         let loaded = super::store(&state).load(&id).await.map_err(from_resumable)?;
         let app = TusApp::of(&loaded.state)?;
-        super::finish::check_live(&loaded.state)?;
+        super::finish::check_live(&state, &loaded.state)?;
         let caller = super::finish::authorise_existing(&state, &app, &headers)?;
         let expires = loaded.state.expires;
         let offset = append(&state, &id, offset, &headers, body, caller).await?;
