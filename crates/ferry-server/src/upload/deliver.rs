@@ -160,8 +160,7 @@ async fn look_for(session: &mut GuestSession, file: &FileMeta) -> Result<Option<
 }
 
 fn is_unconfirmed(error: &GenesysError) -> bool {
-    matches!(error, GenesysError::Timeout { waiting_for: "onMessage", .. })
-        || error.native_failure() == NativeFailure::Unconfirmed
+    error.native_failure() == NativeFailure::Unconfirmed
 }
 
 fn after_native(error: &GenesysError) -> NextStep {
@@ -314,15 +313,16 @@ async fn open_messaging(
     let link = download_link(state, object);
     let as_link = object.size > cap;
     let text = as_link.then(|| link_text(&declared.name, object.size, &link, declared.caption.as_deref()));
+    let id = file_id(state, object);
     let attachment = OpenAttachment::file(
-        ferry_genesys::Secret::new(crate::download::fetch_link(state, &file_id(state, object), link.clone())),
+        ferry_genesys::Secret::new(crate::download::fetch_link(state, &id, link.clone())),
         declared.name.clone(),
         declared.content_type.clone(),
         summary.sha256,
     );
     let mut message = OpenMessage::file(
         OpenFrom::opaque(from.clone()),
-        file_id(state, object),
+        id,
         std::time::SystemTime::now(),
         attachment,
         declared.caption.clone(),
