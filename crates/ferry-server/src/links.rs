@@ -41,6 +41,12 @@ pub fn key_tail(file_id: &str) -> Option<String> {
     shape_ok.then_some(tail)
 }
 
+/// A link's query from its values: `expires={expires}[&kid={kid}]&signature={signature}`.
+pub fn link_query(expires: &str, kid: Option<&str>, signature: &str) -> String {
+    let kid = kid.map(|kid| format!("&kid={kid}")).unwrap_or_default();
+    format!("expires={expires}{kid}&signature={signature}")
+}
+
 /// The signer `config` asks for: `link_keys` (the first signs) and the unnamed `link_secret`.
 pub fn signer_from_config(config: &crate::config::Config) -> LinkSigner {
     let named: Vec<(&str, &[u8])> =
@@ -118,6 +124,15 @@ impl LinkSigner {
         hex::encode(Self::mac(key, file_id, expires, kid).finalize().into_bytes())
     }
 
+    /// Whether `tag` is the first `bytes` bytes of [`signature`](Self::signature)`(signed_id,
+    /// expires)`, written as the signer writes it (lower-case hex), compared in constant time.
+    pub fn verify_truncated(&self, signed_id: &str, expires: u64, tag: &str, bytes: usize) -> bool {
+        let (kid, key) = self.signing_key();
+        let canonical = tag.len() == 2 * bytes && !tag.bytes().any(|b| b.is_ascii_uppercase());
+        let Ok(raw) = hex::decode(tag) else { return false };
+        canonical && Self::mac(key, signed_id, expires, kid).verify_truncated_left(&raw).is_ok()
+    }
+
     /// The full link.
     pub fn link(&self, file_id: &str, expires: u64) -> String {
         format!("{}/v1/files/{file_id}?{}", self.public_url, self.query(file_id, expires))
@@ -126,8 +141,7 @@ impl LinkSigner {
     /// A link's query, `expires={unix}[&kid={key id}]&signature={hex}`, signed over `signed_id`
     /// with the signing key.
     pub fn query(&self, signed_id: &str, expires: u64) -> String {
-        let kid = self.signing_key().0.map(|kid| format!("&kid={kid}")).unwrap_or_default();
-        format!("expires={expires}{kid}&signature={}", self.signature(signed_id, expires))
+        link_query(&expires.to_string(), self.signing_key().0, &self.signature(signed_id, expires))
     }
 
     /// Checks a link without `kid` at `now` (Unix seconds).

@@ -218,20 +218,25 @@ pub(crate) fn capability(state: &AppState, uuid: &str) -> String {
     format!("{uuid}.{}", signature(state, uuid))
 }
 
+/// The capability's signature: the first [`CAPABILITY_BYTES`] of the link key's HMAC.
 fn signature(state: &AppState, uuid: &str) -> String {
     let full = state.links.signature(&format!("tus:{uuid}"), 0);
-    full.chars().take(32).collect()
+    full[..2 * CAPABILITY_BYTES].to_owned()
 }
+
+/// Bytes of HMAC in an upload URL (128 bits).
+const CAPABILITY_BYTES: usize = 16;
 
 /// The upload id a URL segment names, if its signature holds.
 pub(crate) fn verify_capability(state: &AppState, segment: &str) -> Result<String, AppError> {
     let not_found = || AppError::new(ErrorCode::UploadNotFound, "no such upload");
     let (uuid, given) = segment.split_once('.').ok_or_else(not_found)?;
     let uuid = uuid::Uuid::parse_str(uuid).map_err(|_| not_found())?.to_string();
-    let expected = signature(state, &uuid);
-    let same = expected.len() == given.len()
-        && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if same { Ok(uuid) } else { Err(not_found()) }
+    if state.links.verify_truncated(&format!("tus:{uuid}"), 0, given, CAPABILITY_BYTES) {
+        Ok(uuid)
+    } else {
+        Err(not_found())
+    }
 }
 
 /// The upload URL.
@@ -241,20 +246,7 @@ pub(crate) fn upload_url(state: &AppState, uuid: &str) -> String {
 
 /// An RFC 9110 HTTP date (`Upload-Expires`).
 pub(crate) fn http_date(unix: u64) -> String {
-    let secs = i64::try_from(unix).unwrap_or(i64::MAX);
-    let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let weekday = t.weekday().to_string();
-    let month = t.month().to_string();
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        &weekday[..3],
-        t.day(),
-        &month[..3],
-        t.year(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
 }
 
 /// ferry-s3's resumable errors as answers.
