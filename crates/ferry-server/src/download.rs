@@ -95,12 +95,12 @@ async fn answer(
             None => {
                 audit.outcome = "sign_in_required";
                 // Back to this very link after sign-in, rebuilt from the values just verified.
-                let kid = get("kid").map(|k| format!("&kid={k}")).unwrap_or_default();
-                let target = format!(
-                    "/v1/files/{id}?expires={}{kid}&signature={}",
+                let query = links::link_query(
                     get("expires").unwrap_or_default(),
-                    get("signature").unwrap_or_default()
+                    get("kid"),
+                    get("signature").unwrap_or_default(),
                 );
+                let target = format!("/v1/files/{id}?{query}");
                 return agents::start_sign_in(state, deployment_id, deployment, target);
             }
         }
