@@ -444,15 +444,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                 "give the ticket secret: --secret, FERRY_TICKET_SECRET or FERRY_TICKET_SECRET_FILE",
             )?;
             let claims = Claims {
-                dep: args.deployment,
-                exp: now + args.ttl,
-                jti: uuid::Uuid::new_v4().to_string(),
                 iat: Some(now),
                 kid: args.kid,
                 max: args.max_size,
                 types: (!args.types.is_empty()).then_some(args.types),
                 from: args.from,
                 reference: args.reference,
+                ..Claims::new(args.deployment, now + args.ttl)
             };
             println!("{}", tickets::mint(key.as_bytes(), &claims));
             Ok(())

@@ -64,6 +64,13 @@ pub struct Claims {
     pub reference: Option<String>,
 }
 
+impl Claims {
+    /// A ticket for `dep` expiring at `exp` (Unix seconds), with a fresh `jti` and nothing else.
+    pub fn new(dep: impl Into<String>, exp: u64) -> Self {
+        Self { dep: dep.into(), exp, jti: uuid::Uuid::new_v4().to_string(), ..Self::default() }
+    }
+}
+
 /// Why a ticket was refused (401 `invalid_ticket`, but 503 `storage_unavailable` when the bucket
 /// could not record its use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -51,12 +51,7 @@ async fn letter(
     n: u32,
 ) -> anyhow::Result<(String, String)> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let claims = crate::tickets::Claims {
-        dep: deployment.into(),
-        exp: now + 300,
-        jti: uuid::Uuid::new_v4().to_string(),
-        ..crate::tickets::Claims::default()
-    };
+    let claims = crate::tickets::Claims::new(deployment, now + 300);
     let ticket = crate::tickets::mint(ticket_secret.as_bytes(), &claims);
     let text = format!("ferry demo letter {n} for {deployment}, {}\n", uuid::Uuid::new_v4());
     let answer: serde_json::Value = reqwest::Client::new()

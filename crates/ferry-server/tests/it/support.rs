@@ -152,11 +152,8 @@ impl Ferry {
     /// A ticket for the demo deployment.
     pub(crate) fn ticket(&self, adjust: impl FnOnce(&mut ferry_server::tickets::Claims)) -> String {
         let mut claims = ferry_server::tickets::Claims {
-            dep: DEPLOYMENT.into(),
-            exp: self.state.now_unix() + 600,
-            jti: uuid::Uuid::new_v4().to_string(),
             reference: Some("case-42".into()),
-            ..ferry_server::tickets::Claims::default()
+            ..ferry_server::tickets::Claims::new(DEPLOYMENT, self.state.now_unix() + 600)
         };
         adjust(&mut claims);
         ferry_server::tickets::mint(ferry_server::dev::DEV_TICKET_SECRET.as_bytes(), &claims)
