@@ -172,6 +172,10 @@ pub struct DevArgs {
     /// Listen on a non-loopback address (the demo session and ticket secret become reachable).
     #[arg(long)]
     pub allow_remote: bool,
+    /// The clamd to scan with, `host:port` or `unix:<socket>` (else Debian's socket when a clamd
+    /// is running there).
+    #[arg(long, env = "FERRY_DEV_CLAMD")]
+    pub clamd: Option<String>,
 }
 
 /// `ferry ticket` settings.

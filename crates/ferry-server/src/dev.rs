@@ -107,7 +107,7 @@ async fn run_boxed(args: DevArgs) -> Result<()> {
     let listen = listener.local_addr()?;
     let stack = start_stack(listen, &args.data).await?;
     // Malware scanning with a local clamd, when there is one (`docs/deploy.md`).
-    let (clamd, scan_line) = crate::scan::dev_clamd(std::env::var("FERRY_DEV_CLAMD").ok());
+    let (clamd, scan_line) = crate::scan::dev_clamd(args.clamd.clone());
     let mut config = stack.config.clone();
     config.scan.address = clamd.unwrap_or_default();
     let state = AppState::with_s3_client(config, build_client(&stack).await)?;
